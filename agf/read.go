@@ -1,0 +1,70 @@
+package agf
+
+import (
+	"fmt"
+
+	"github.com/xfsimg/xfsimg/btree"
+	"github.com/xfsimg/xfsimg/ondisk"
+)
+
+// AGStore reads the blocks of one AG's short-form btrees by AG block number.
+type AGStore struct {
+	Geo  *ondisk.Geometry
+	Agno uint32
+	Read func(daddr int64, length int) ([]byte, error)
+}
+
+// ReadBlock implements btree.Store.
+func (s AGStore) ReadBlock(ptr uint64) ([]byte, int64, error) {
+	if ptr >= uint64(s.Geo.AGSize(s.Agno)) || ptr == 0 {
+		return nil, 0, ondisk.Corruptf("ag %d: block pointer %d outside the AG", s.Agno, ptr)
+	}
+	daddr := s.Geo.AGBDaddr(s.Agno, uint32(ptr))
+	buf, err := s.Read(daddr, s.Geo.BlockSize)
+	return buf, daddr, err
+}
+
+// AG is one allocation group's free-space state as read from disk.
+type AG struct {
+	Geo   *ondisk.Geometry
+	Agno  uint32
+	AGF   *ondisk.AGF
+	Store btree.Store
+}
+
+func (a *AG) tree(ops btree.Ops, root, levels uint32) *btree.Tree {
+	return &btree.Tree{
+		Ops: ops,
+		Shape: btree.Shape{
+			BlockSize: a.Geo.BlockSize,
+			Owner:     uint64(a.Agno),
+			UUID:      a.Geo.MetaUUID,
+			MaxLevels: ondisk.AllocMaxLevels(a.Geo),
+		},
+		Store: a.Store,
+		Root:  btree.BlockRoot{RootPtr: uint64(root), Levels: int(levels)},
+	}
+}
+
+// BnoTree and CntTree return the AG's free-space btrees.
+func (a *AG) BnoTree() *btree.Tree { return a.tree(BnoOps(), a.AGF.BnoRoot, a.AGF.BnoLevel) }
+func (a *AG) CntTree() *btree.Tree { return a.tree(CntOps(), a.AGF.CntRoot, a.AGF.CntLevel) }
+
+// FreeExtents lists the free extents of one tree in its key order. The
+// number of records is bounded by the AG size, so a damaged tree cannot
+// make the list grow without end.
+func (a *AG) FreeExtents(t *btree.Tree) ([]ondisk.AllocRec, error) {
+	var out []ondisk.AllocRec
+	limit := int(a.Geo.AGSize(a.Agno))
+	err := t.Records(func(rec []byte) error {
+		if len(out) >= limit {
+			return ondisk.Corruptf("%v: more records than blocks in the AG", t)
+		}
+		out = append(out, ondisk.DecodeAllocRec(rec))
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ag %d: %w", a.Agno, err)
+	}
+	return out, nil
+}

@@ -1,0 +1,207 @@
+package btree
+
+import (
+	"fmt"
+
+	"github.com/xfsimg/xfsimg/ondisk"
+)
+
+// LookupMode selects which record a lookup lands on.
+type LookupMode int
+
+const (
+	LE LookupMode = iota // the last record with key <= the search key
+	EQ                   // a record with key == the search key
+	GE                   // the first record with key >= the search key
+)
+
+// Cursor is a position in a tree: the block and index at every level.
+type Cursor struct {
+	t     *Tree
+	path  []pathEnt // [0] is the leaf level
+	valid bool
+}
+
+type pathEnt struct {
+	b   *block
+	idx int
+}
+
+// NewCursor returns an unpositioned cursor on t.
+func (t *Tree) NewCursor() *Cursor { return &Cursor{t: t} }
+
+// Tree returns the tree the cursor walks.
+func (c *Cursor) Tree() *Tree { return c.t }
+
+// Valid reports whether the cursor sits on a record.
+func (c *Cursor) Valid() bool { return c.valid }
+
+// Rec returns the record under the cursor. It aliases the block buffer.
+func (c *Cursor) Rec() []byte {
+	if !c.valid {
+		return nil
+	}
+	p := c.path[0]
+	return c.t.rec(p.b, p.idx)
+}
+
+// Ptr is the block holding the current record (NullFSBlock for a record in
+// an inode root).
+func (c *Cursor) Ptr() uint64 { return c.path[0].b.ptr }
+
+// descend loads the path from the root to a leaf, choosing at each node
+// the child pick returns.
+func (c *Cursor) descend(pick func(b *block) int) error {
+	h, err := c.t.height()
+	if err != nil {
+		return err
+	}
+	c.valid = false
+	c.path = make([]pathEnt, h)
+	b, err := c.t.rootBlock(h)
+	if err != nil {
+		return err
+	}
+	for lvl := h - 1; ; lvl-- {
+		if b.numRecs() == 0 {
+			if lvl != h-1 {
+				return ondisk.Corruptf("%v: empty block %d at level %d", c.t, b.ptr, lvl)
+			}
+			c.path[lvl] = pathEnt{b: b}
+			return nil // an empty tree has only an empty root leaf
+		}
+		i := pick(b)
+		c.path[lvl] = pathEnt{b: b, idx: i}
+		if lvl == 0 {
+			return nil
+		}
+		if b, err = c.child(b, i, lvl-1); err != nil {
+			return err
+		}
+	}
+}
+
+// child reads the i'th child of node b, which must be at level lvl.
+func (c *Cursor) child(b *block, i, lvl int) (*block, error) {
+	p := c.t.ptr(b, i)
+	return c.t.readBlock(p, lvl, false)
+}
+
+// First moves to the first record; false if the tree is empty.
+func (c *Cursor) First() (bool, error) {
+	if err := c.descend(func(*block) int { return 0 }); err != nil {
+		return false, err
+	}
+	c.valid = c.path[0].b.numRecs() > 0
+	return c.valid, nil
+}
+
+// Last moves to the last record; false if the tree is empty.
+func (c *Cursor) Last() (bool, error) {
+	if err := c.descend(func(b *block) int { return b.numRecs() - 1 }); err != nil {
+		return false, err
+	}
+	c.valid = c.path[0].b.numRecs() > 0
+	return c.valid, nil
+}
+
+// Lookup positions the cursor by key and reports whether a record
+// satisfying mode exists; if not, the cursor is where the key would go.
+func (c *Cursor) Lookup(key []byte, mode LookupMode) (bool, error) {
+	scratch := make([]byte, c.t.Ops.KeySize())
+	// At each level take the last entry whose key is <= key (or the first
+	// entry when all are greater): the kernel's descent rule.
+	le := func(b *block) int {
+		lo, hi := 0, b.numRecs()-1
+		ans := 0
+		for lo <= hi {
+			mid := (lo + hi) / 2
+			if c.t.Ops.CmpKey(c.t.keyAt(b, mid, scratch), key) <= 0 {
+				ans, lo = mid, mid+1
+			} else {
+				hi = mid - 1
+			}
+		}
+		return ans
+	}
+	if err := c.descend(le); err != nil {
+		return false, err
+	}
+	leaf := &c.path[0]
+	if leaf.b.numRecs() == 0 {
+		return false, nil
+	}
+	c.valid = true
+	cmp := c.t.Ops.CmpKey(c.t.keyAt(leaf.b, leaf.idx, scratch), key)
+	switch mode {
+	case LE:
+		if cmp > 0 { // every record is greater than key
+			c.valid = false
+			return false, nil
+		}
+		return true, nil
+	case EQ:
+		return cmp == 0, nil
+	default: // GE
+		if cmp >= 0 {
+			return true, nil
+		}
+		return c.Next()
+	}
+}
+
+// Next moves to the following record; false at the end of the tree.
+func (c *Cursor) Next() (bool, error) { return c.step(+1) }
+
+// Prev moves to the preceding record; false at the start of the tree.
+func (c *Cursor) Prev() (bool, error) { return c.step(-1) }
+
+// step moves one record in direction dir by walking up the path to the
+// first level that can move and back down the near edge of the next
+// subtree, as xfs_btree_increment does.
+func (c *Cursor) step(dir int) (bool, error) {
+	if len(c.path) == 0 {
+		return false, fmt.Errorf("%v: cursor not positioned", c.t)
+	}
+	lvl := 0
+	for ; lvl < len(c.path); lvl++ {
+		p := &c.path[lvl]
+		n := p.idx + dir
+		if n >= 0 && n < p.b.numRecs() {
+			p.idx = n
+			break
+		}
+	}
+	if lvl == len(c.path) {
+		c.valid = false
+		return false, nil
+	}
+	for ; lvl > 0; lvl-- {
+		p := c.path[lvl]
+		b, err := c.child(p.b, p.idx, lvl-1)
+		if err != nil {
+			c.valid = false
+			return false, err
+		}
+		i := 0
+		if dir < 0 {
+			i = b.numRecs() - 1
+		}
+		c.path[lvl-1] = pathEnt{b: b, idx: i}
+	}
+	c.valid = true
+	return true, nil
+}
+
+// Records calls fn with every record in key order. It stops at the first
+// error, which it returns.
+func (t *Tree) Records(fn func(rec []byte) error) error {
+	c := t.NewCursor()
+	ok, err := c.First()
+	for ; ok && err == nil; ok, err = c.Next() {
+		if err := fn(c.Rec()); err != nil {
+			return err
+		}
+	}
+	return err
+}

@@ -1,0 +1,97 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/xfsimg/xfsimg/agf"
+	"github.com/xfsimg/xfsimg/xfs"
+)
+
+type freespTree struct {
+	Buckets []agf.Bucket `json:"histogram"`
+	Extents uint64       `json:"extents"`
+	Blocks  uint64       `json:"blocks"`
+}
+
+type freespJSON struct {
+	AGs      []uint32   `json:"ags"`
+	Bnobt    freespTree `json:"bnobt"`
+	Cntbt    freespTree `json:"cntbt"`
+	Freeblks uint64     `json:"freeblks"` // sum of the AGF counters
+	Agree    bool       `json:"agree"`
+}
+
+// inspectFreesp builds xfs_db's freesp histogram from both free-space
+// btrees and checks them against each other and the AGF counters.
+func inspectFreesp(f *xfs.FS, onlyAG int) error {
+	var ags []uint32
+	if onlyAG >= 0 {
+		agno, err := parseAgno(f, fmt.Sprint(onlyAG))
+		if err != nil {
+			return err
+		}
+		ags = []uint32{agno}
+	} else {
+		for a := uint32(0); a < f.Geo.AGCount; a++ {
+			ags = append(ags, a)
+		}
+	}
+	bno := agf.NewHistogram(uint64(f.Geo.AGBlocks))
+	cnt := agf.NewHistogram(uint64(f.Geo.AGBlocks))
+	var freeblks uint64
+	for _, agno := range ags {
+		ag, err := f.FreeSpace(agno)
+		if err != nil {
+			return err
+		}
+		b, err := ag.FreeExtents(ag.BnoTree())
+		if err != nil {
+			return err
+		}
+		c, err := ag.FreeExtents(ag.CntTree())
+		if err != nil {
+			return err
+		}
+		bno.Add(b)
+		cnt.Add(c)
+		freeblks += uint64(ag.AGF.FreeBlks)
+	}
+	out := freespJSON{
+		AGs:      ags,
+		Bnobt:    freespTree{bno.NonEmpty(), bno.Extents, bno.Blocks},
+		Cntbt:    freespTree{cnt.NonEmpty(), cnt.Extents, cnt.Blocks},
+		Freeblks: freeblks,
+	}
+	out.Agree = bno.Extents == cnt.Extents && bno.Blocks == cnt.Blocks && bno.Blocks == freeblks
+	if err := output(out, func() error { return printFreesp(&out, bno) }); err != nil {
+		return err
+	}
+	if !out.Agree {
+		return fmt.Errorf("free space disagrees: bnobt %d extents/%d blocks, cntbt %d/%d, AGF freeblks %d",
+			bno.Extents, bno.Blocks, cnt.Extents, cnt.Blocks, freeblks)
+	}
+	return nil
+}
+
+func printFreesp(out *freespJSON, h *agf.Histogram) error {
+	t := newTable()
+	fmt.Fprintf(t, "from\tto\textents\tblocks\tpct\t\n")
+	for _, b := range out.Bnobt.Buckets {
+		pct := 0.0
+		if h.Blocks > 0 {
+			pct = float64(b.Blocks) * 100 / float64(h.Blocks)
+		}
+		fmt.Fprintf(t, "%d\t%d\t%d\t%d\t%.2f\t\n", b.From, b.To, b.Extents, b.Blocks, pct)
+	}
+	if err := t.Flush(); err != nil {
+		return err
+	}
+	avg := 0.0
+	if h.Extents > 0 {
+		avg = float64(h.Blocks) / float64(h.Extents)
+	}
+	_, err := fmt.Fprintf(stdout, "total free extents %d\ntotal free blocks %d\naverage free extent size %.2f\n"+
+		"bnobt: %d extents, %d blocks; cntbt: %d extents, %d blocks; AGF freeblks %d\n",
+		h.Extents, h.Blocks, avg, out.Bnobt.Extents, out.Bnobt.Blocks, out.Cntbt.Extents, out.Cntbt.Blocks, out.Freeblks)
+	return err
+}

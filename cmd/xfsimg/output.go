@@ -1,0 +1,103 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/dsnet/golib/jsonfmt"
+	"github.com/dsnet/golib/unitconv"
+	"github.com/xfsimg/xfsimg/ondisk"
+)
+
+var stdout io.Writer = os.Stdout
+
+// printJSON writes v as formatted JSON.
+func printJSON(v any) error {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	out, err := jsonfmt.Format(raw)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(stdout, "%s\n", out)
+	return err
+}
+
+// printFields writes fields as xfs_db does, "name = value", with the names
+// aligned so that a long header reads as a table.
+func printFields(fs ondisk.Fields) error {
+	w := 0
+	for _, f := range fs {
+		w = max(w, len(f.Name))
+	}
+	var b strings.Builder
+	for _, f := range fs {
+		fmt.Fprintf(&b, "%-*s = %s\n", w, f.Name, f.Text)
+	}
+	_, err := io.WriteString(stdout, b.String())
+	return err
+}
+
+// output prints JSON under --json, else calls human.
+func output(v any, human func() error) error {
+	if gflags.json {
+		return printJSON(v)
+	}
+	return human()
+}
+
+// newTable returns a tab-aligned writer for human tables; call Flush.
+func newTable() *tabwriter.Writer {
+	return tabwriter.NewWriter(stdout, 2, 8, 2, ' ', tabwriter.AlignRight)
+}
+
+// newLeftTable returns a left-aligned two-column writer; call Flush.
+func newLeftTable() *tabwriter.Writer {
+	return tabwriter.NewWriter(stdout, 2, 8, 2, ' ', 0)
+}
+
+// humanBytes renders a byte count in IEC units: "512 B", "4.0 KiB".
+func humanBytes(n uint64) string {
+	if n < 1024 {
+		return fmt.Sprintf("%d B", n)
+	}
+	s := unitconv.FormatPrefix(float64(n), unitconv.IEC, 1)
+	i := strings.IndexFunc(s, func(r rune) bool { return (r < '0' || r > '9') && r != '.' })
+	return s[:i] + " " + s[i:] + "B"
+}
+
+// parseSize parses xfs_io's size syntax: a number with an optional unit,
+// k/m/g/t/p/e in powers of 1024 (either case), s for 512-byte sectors and
+// b for file-system blocks (blockSize; 0 refuses it).
+func parseSize(s string, blockSize int64) (int64, error) {
+	t := strings.TrimSpace(s)
+	if t == "" {
+		return 0, fmt.Errorf("empty size")
+	}
+	mult := int64(1)
+	switch last := strings.ToLower(t[len(t)-1:]); last {
+	case "s":
+		mult, t = 512, t[:len(t)-1]
+	case "b":
+		if blockSize == 0 {
+			return 0, fmt.Errorf("size %q: block units need a file system", s)
+		}
+		mult, t = blockSize, t[:len(t)-1]
+	case "k", "m", "g", "t", "p", "e":
+		t = t[:len(t)-1] + strings.ToUpper(last)
+	}
+	v, err := unitconv.ParsePrefix(t, unitconv.Base1024)
+	if err != nil || v < 0 || v != float64(int64(v)) {
+		return 0, fmt.Errorf("invalid size %q (use a byte count with an optional k, m, g, t unit)", s)
+	}
+	if v > float64(1<<62)/float64(mult) {
+		return 0, fmt.Errorf("size %q is too large", s)
+	}
+	return int64(v) * mult, nil
+}
