@@ -456,11 +456,32 @@ func (sb *Superblock) FeatureList() []string {
 	out := []string{fmt.Sprintf("V%d", sb.Version())}
 	out = append(out, FeatureNames(uint32(sb.VersionNum&^VersionNumMask), versionNames)...)
 	out = append(out, FeatureNames(sb.Features2&^Features2FType, features2Names)...)
-	if sb.HasFType() {
-		out = append(out, "FTYPE")
+	// xfs_db interleaves the newer ro_compat and incompat bits in the order
+	// they were added to the format.
+	later := []struct {
+		on   bool
+		name string
+	}{
+		{sb.HasFType(), "FTYPE"},
+		{sb.HasFinobt(), "FINOBT"},
+		{sb.HasSpinodes(), "SPARSE_INODES"},
+		{sb.HasMetaUUID(), "META_UUID"},
+		{sb.HasRmapbt(), "RMAPBT"},
+		{sb.HasReflink(), "REFLINK"},
+		{sb.HasInobtCnt(), "INOBTCNT"},
+		{sb.HasBigtime(), "BIGTIME"},
+		{sb.FeaturesIncompat&IncompatNeedsRepair != 0, "NEEDSREPAIR"},
+		{sb.HasNrext64(), "NREXT64"},
 	}
-	out = append(out, FeatureNames(sb.FeaturesROCompat, roCompatNames)...)
-	out = append(out, FeatureNames(sb.FeaturesIncompat&^IncompatFType, incompatNames)...)
+	for _, f := range later {
+		if f.on {
+			out = append(out, f.name)
+		}
+	}
+	const known = ROCompatFinobt | ROCompatRmapbt | ROCompatReflink | ROCompatInobtCnt
+	out = append(out, FeatureNames(sb.FeaturesROCompat&^known, roCompatNames)...)
+	out = append(out, FeatureNames(sb.FeaturesIncompat&^(IncompatFType|IncompatSpinodes|IncompatMetaUUID|
+		IncompatBigtime|IncompatNeedsRepair|IncompatNrext64), incompatNames)...)
 	out = append(out, FeatureNames(sb.FeaturesLogIncomp, logIncompatNames)...)
 	return out
 }

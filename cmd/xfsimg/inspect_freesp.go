@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/xfsimg/xfsimg/agf"
+	"github.com/xfsimg/xfsimg/ondisk"
 	"github.com/xfsimg/xfsimg/xfs"
 )
 
@@ -14,11 +15,15 @@ type freespTree struct {
 }
 
 type freespJSON struct {
-	AGs      []uint32   `json:"ags"`
-	Bnobt    freespTree `json:"bnobt"`
-	Cntbt    freespTree `json:"cntbt"`
-	Freeblks uint64     `json:"freeblks"` // sum of the AGF counters
-	Agree    bool       `json:"agree"`
+	AGs []uint32 `json:"ags"`
+	// Histogram is xfs_db's: the bnobt's extents plus each AGFL block as a
+	// one-block extent, so its total is the free-block count.
+	Histogram freespTree `json:"freesp"`
+	Bnobt     freespTree `json:"bnobt"`
+	Cntbt     freespTree `json:"cntbt"`
+	Freeblks  uint64     `json:"freeblks"` // sum of the AGF freeblks counters
+	Flcount   uint64     `json:"flcount"`  // sum of the AGF flcount counters
+	Agree     bool       `json:"agree"`
 }
 
 // inspectFreesp builds xfs_db's freesp histogram from both free-space
@@ -36,9 +41,9 @@ func inspectFreesp(f *xfs.FS, onlyAG int) error {
 			ags = append(ags, a)
 		}
 	}
-	bno := agf.NewHistogram(uint64(f.Geo.AGBlocks))
-	cnt := agf.NewHistogram(uint64(f.Geo.AGBlocks))
-	var freeblks uint64
+	maxLen := uint64(f.Geo.AGBlocks)
+	all, bno, cnt := agf.NewHistogram(maxLen), agf.NewHistogram(maxLen), agf.NewHistogram(maxLen)
+	var freeblks, flcount uint64
 	for _, agno := range ags {
 		ag, err := f.FreeSpace(agno)
 		if err != nil {
@@ -52,18 +57,33 @@ func inspectFreesp(f *xfs.FS, onlyAG int) error {
 		if err != nil {
 			return err
 		}
+		agfl, err := f.AGFL(agno)
+		if err != nil {
+			return err
+		}
+		fl, err := agfl.Active(ag.AGF)
+		if err != nil {
+			return fmt.Errorf("agfl %d: %w", agno, err)
+		}
 		bno.Add(b)
 		cnt.Add(c)
+		all.Add(b)
+		for _, blk := range fl {
+			all.Add([]ondisk.AllocRec{{StartBlock: blk, BlockCount: 1}})
+		}
 		freeblks += uint64(ag.AGF.FreeBlks)
+		flcount += uint64(ag.AGF.FLCount)
 	}
 	out := freespJSON{
-		AGs:      ags,
-		Bnobt:    freespTree{bno.NonEmpty(), bno.Extents, bno.Blocks},
-		Cntbt:    freespTree{cnt.NonEmpty(), cnt.Extents, cnt.Blocks},
-		Freeblks: freeblks,
+		AGs:       ags,
+		Histogram: freespTree{all.NonEmpty(), all.Extents, all.Blocks},
+		Bnobt:     freespTree{bno.NonEmpty(), bno.Extents, bno.Blocks},
+		Cntbt:     freespTree{cnt.NonEmpty(), cnt.Extents, cnt.Blocks},
+		Freeblks:  freeblks,
+		Flcount:   flcount,
 	}
 	out.Agree = bno.Extents == cnt.Extents && bno.Blocks == cnt.Blocks && bno.Blocks == freeblks
-	if err := output(out, func() error { return printFreesp(&out, bno) }); err != nil {
+	if err := output(out, func() error { return printFreesp(&out, all) }); err != nil {
 		return err
 	}
 	if !out.Agree {
@@ -76,7 +96,7 @@ func inspectFreesp(f *xfs.FS, onlyAG int) error {
 func printFreesp(out *freespJSON, h *agf.Histogram) error {
 	t := newTable()
 	fmt.Fprintf(t, "from\tto\textents\tblocks\tpct\t\n")
-	for _, b := range out.Bnobt.Buckets {
+	for _, b := range out.Histogram.Buckets {
 		pct := 0.0
 		if h.Blocks > 0 {
 			pct = float64(b.Blocks) * 100 / float64(h.Blocks)
@@ -91,7 +111,7 @@ func printFreesp(out *freespJSON, h *agf.Histogram) error {
 		avg = float64(h.Blocks) / float64(h.Extents)
 	}
 	_, err := fmt.Fprintf(stdout, "total free extents %d\ntotal free blocks %d\naverage free extent size %.2f\n"+
-		"bnobt: %d extents, %d blocks; cntbt: %d extents, %d blocks; AGF freeblks %d\n",
-		h.Extents, h.Blocks, avg, out.Bnobt.Extents, out.Bnobt.Blocks, out.Cntbt.Extents, out.Cntbt.Blocks, out.Freeblks)
+		"bnobt: %d extents, %d blocks; cntbt: %d extents, %d blocks; AGF freeblks %d, AGFL %d blocks\n",
+		h.Extents, h.Blocks, avg, out.Bnobt.Extents, out.Bnobt.Blocks, out.Cntbt.Extents, out.Cntbt.Blocks, out.Freeblks, out.Flcount)
 	return err
 }
