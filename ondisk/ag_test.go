@@ -47,22 +47,22 @@ func agImages(t *testing.T) []*agImage {
 	var imgs []*agImage
 	for _, geo := range agGeometries {
 		path := oracle.Mkfs(t, agImageSize, geo.args...)
-		imgs = append(imgs, openAGImage(t, geo.name, path))
+		imgs = append(imgs, agOpenImage(t, geo.name, path))
 	}
 	if oracle.Have(oracle.Loop) || oracle.Required() {
-		imgs = append(imgs, populatedImage(t))
+		imgs = append(imgs, agPopulatedImage(t))
 	}
 	return imgs
 }
 
-func openAGImage(t *testing.T, name, path string) *agImage {
+func agOpenImage(t *testing.T, name, path string) *agImage {
 	t.Helper()
-	sb, err := DecodeSuperblock(readImage(t, path, 0, 512))
+	sb, err := DecodeSuperblock(agReadAt(t, path, 0, 512))
 	if err != nil {
 		t.Fatalf("%s: %v", name, err)
 	}
 	if sb.SectSize > 512 {
-		if sb, err = DecodeSuperblock(readImage(t, path, 0, int(sb.SectSize))); err != nil {
+		if sb, err = DecodeSuperblock(agReadAt(t, path, 0, int(sb.SectSize))); err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
 	}
@@ -72,7 +72,7 @@ func openAGImage(t *testing.T, name, path string) *agImage {
 	return &agImage{name: name, path: path, sb: sb, g: NewGeometry(sb)}
 }
 
-func readImage(t testing.TB, path string, off int64, n int) []byte {
+func agReadAt(t testing.TB, path string, off int64, n int) []byte {
 	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
@@ -86,7 +86,7 @@ func readImage(t testing.TB, path string, off int64, n int) []byte {
 	return buf
 }
 
-func writeImage(t testing.TB, path string, off int64, b []byte) {
+func agWriteAt(t testing.TB, path string, off int64, b []byte) {
 	t.Helper()
 	f, err := os.OpenFile(path, os.O_WRONLY, 0)
 	if err != nil {
@@ -99,14 +99,14 @@ func writeImage(t testing.TB, path string, off int64, b []byte) {
 }
 
 func (im *agImage) sector(t testing.TB, daddr int64) []byte {
-	return readImage(t, im.path, daddr<<BBShift, im.g.SectSize)
+	return agReadAt(t, im.path, daddr<<BBShift, im.g.SectSize)
 }
 
-// populatedImage makes a 1 KiB-block file system with rmapbt and reflink,
+// agPopulatedImage makes a 1 KiB-block file system with rmapbt and reflink,
 // fills it through the kernel so that every AG tree grows past one level,
 // the AGFL ring moves and an unlinked-but-open inode sits on an AGI bucket,
 // and snapshots it while frozen (so the AGI keeps that bucket).
-func populatedImage(t *testing.T) *agImage {
+func agPopulatedImage(t *testing.T) *agImage {
 	t.Helper()
 	oracle.Require(t, oracle.Loop)
 	img := oracle.Mkfs(t, agImageSize, "-b", "size=1024", "-d", "agcount=2", "-m", "rmapbt=1")
@@ -114,25 +114,25 @@ func populatedImage(t *testing.T) *agImage {
 
 	// 4000 empty files: more than 60 inode chunks (one 1 KiB inobt leaf).
 	files := filepath.Join(dir, "files")
-	mustMkdir(t, files)
+	agMkdir(t, files)
 	for i := range 4000 {
-		mustWrite(t, filepath.Join(files, fmt.Sprint(i)), nil)
+		agWriteFile(t, filepath.Join(files, fmt.Sprint(i)), nil)
 	}
 	// Freeing some inodes of each chunk populates the finobt.
 	for i := 0; i < 4000; i += 37 {
-		mustRemove(t, filepath.Join(files, fmt.Sprint(i)))
+		agRemove(t, filepath.Join(files, fmt.Sprint(i)))
 	}
 	// 600 one-block files, every other one removed once on disk: 300 free
 	// extents, more than a 1 KiB bnobt/cntbt leaf holds (121).
 	small := filepath.Join(dir, "small")
-	mustMkdir(t, small)
+	agMkdir(t, small)
 	block := bytes.Repeat([]byte{0xa5}, 1024)
 	for i := range 600 {
-		mustWrite(t, filepath.Join(small, fmt.Sprint(i)), block)
+		agWriteFile(t, filepath.Join(small, fmt.Sprint(i)), block)
 	}
 	syscall.Sync()
 	for i := 0; i < 600; i += 2 {
-		mustRemove(t, filepath.Join(small, fmt.Sprint(i)))
+		agRemove(t, filepath.Join(small, fmt.Sprint(i)))
 	}
 	// A file of 300 one-block extents (a BMBT of several leaves), and a
 	// reflinked copy (refcount records for each extent).
@@ -161,7 +161,7 @@ func populatedImage(t *testing.T) *agImage {
 		t.Fatal(err)
 	}
 	defer held.Close()
-	mustRemove(t, filepath.Join(dir, "held"))
+	agRemove(t, filepath.Join(dir, "held"))
 	syscall.Sync()
 
 	snap := filepath.Join(t.TempDir(), "populated.img")
@@ -171,43 +171,43 @@ func populatedImage(t *testing.T) *agImage {
 	if cpErr != nil {
 		t.Fatalf("snapshot: %v", cpErr)
 	}
-	im := openAGImage(t, "populated", snap)
+	im := agOpenImage(t, "populated", snap)
 	im.bmbtIno = st.Ino
 	return im
 }
 
-func mustMkdir(t *testing.T, p string) {
+func agMkdir(t *testing.T, p string) {
 	t.Helper()
 	if err := os.Mkdir(p, 0o755); err != nil {
 		t.Fatal(err)
 	}
 }
 
-func mustWrite(t *testing.T, p string, b []byte) {
+func agWriteFile(t *testing.T, p string, b []byte) {
 	t.Helper()
 	if err := os.WriteFile(p, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
 }
 
-func mustRemove(t *testing.T, p string) {
+func agRemove(t *testing.T, p string) {
 	t.Helper()
 	if err := os.Remove(p); err != nil {
 		t.Fatal(err)
 	}
 }
 
-// dbSections runs xfs_db once with cmds, where each group of commands that
+// agDBSections runs xfs_db once with cmds, where each group of commands that
 // prints one structure is preceded by a marker, and returns the output of
 // each group.
-func dbSections(t *testing.T, img string, groups [][]string) []string {
+func agDBSections(t *testing.T, img string, groups [][]string) []string {
 	t.Helper()
 	var cmds []string
 	for i, g := range groups {
 		cmds = append(cmds, fmt.Sprintf("echo @@%d", i))
 		cmds = append(cmds, g...)
 	}
-	out := dbOut(t, img, cmds...)
+	out := agDBOut(t, img, cmds...)
 	parts := strings.Split(out, "@@")
 	if len(parts) != len(groups)+1 {
 		t.Fatalf("xfs_db output has %d sections, want %d:\n%s", len(parts)-1, len(groups), out)
@@ -220,10 +220,10 @@ func dbSections(t *testing.T, img string, groups [][]string) []string {
 	return res
 }
 
-// dbOut runs xfs_db read-only and returns its standard output alone: on
+// agDBOut runs xfs_db read-only and returns its standard output alone: on
 // damaged images it reports verifier failures on standard error, between
 // the fields.
-func dbOut(t *testing.T, img string, cmds ...string) string {
+func agDBOut(t *testing.T, img string, cmds ...string) string {
 	t.Helper()
 	oracle.Require(t, oracle.Xfsprogs)
 	args := []string{"-r"}
@@ -237,9 +237,9 @@ func dbOut(t *testing.T, img string, cmds ...string) string {
 	return string(out)
 }
 
-// compareDB fails with the first line where our rendering differs from
+// agCompareDB fails with the first line where our rendering differs from
 // xfs_db's.
-func compareDB(t *testing.T, what string, got Fields, want string) {
+func agCompareDB(t *testing.T, what string, got Fields, want string) {
 	t.Helper()
 	g, w := strings.Split(got.String(), "\n"), strings.Split(want, "\n")
 	for i := 0; i < max(len(g), len(w)); i++ {
@@ -270,7 +270,7 @@ func TestAGHeadersMatchXfsDB(t *testing.T) {
 					[]string{fmt.Sprintf("agi %d", agno), "p"},
 					[]string{fmt.Sprintf("agfl %d", agno), "p"})
 			}
-			db := dbSections(t, im.path, groups)
+			db := agDBSections(t, im.path, groups)
 			var sawUnlinked, sawMoved bool
 			var tall [5]uint32 // highest bno, cnt, rmap, refcount, inobt level
 			for agno := range im.g.AGCount {
@@ -288,8 +288,8 @@ func TestAGHeadersMatchXfsDB(t *testing.T) {
 				if err := agf.VerifyFeatures(im.sb); err != nil {
 					t.Errorf("agf %d: VerifyFeatures: %v", agno, err)
 				}
-				compareDB(t, fmt.Sprintf("agf %d", agno), agf.Fields(im.sb), db[3*agno])
-				checkRoundTrip(t, fmt.Sprintf("agf %d", agno), agfBuf, agf.Encode)
+				agCompareDB(t, fmt.Sprintf("agf %d", agno), agf.Fields(im.sb), db[3*agno])
+				agCheckRoundTrip(t, fmt.Sprintf("agf %d", agno), agfBuf, agf.Encode)
 
 				agi, err := DecodeAGI(agiBuf)
 				if err != nil {
@@ -298,8 +298,8 @@ func TestAGHeadersMatchXfsDB(t *testing.T) {
 				if err := agi.Verify(im.g, agno, im.sb); err != nil {
 					t.Errorf("agi %d: Verify: %v", agno, err)
 				}
-				compareDB(t, fmt.Sprintf("agi %d", agno), agi.Fields(im.sb), db[3*agno+1])
-				checkRoundTrip(t, fmt.Sprintf("agi %d", agno), agiBuf, agi.Encode)
+				agCompareDB(t, fmt.Sprintf("agi %d", agno), agi.Fields(im.sb), db[3*agno+1])
+				agCheckRoundTrip(t, fmt.Sprintf("agi %d", agno), agiBuf, agi.Encode)
 				for _, u := range agi.Unlinked {
 					sawUnlinked = sawUnlinked || u != NullAGIno
 				}
@@ -314,13 +314,13 @@ func TestAGHeadersMatchXfsDB(t *testing.T) {
 				if err := agfl.Verify(im.g, agno); err != nil {
 					t.Errorf("agfl %d: Verify: %v", agno, err)
 				}
-				compareDB(t, fmt.Sprintf("agfl %d", agno), agfl.Fields(), db[3*agno+2])
-				checkRoundTrip(t, fmt.Sprintf("agfl %d", agno), agflBuf, agfl.Encode)
+				agCompareDB(t, fmt.Sprintf("agfl %d", agno), agfl.Fields(), db[3*agno+2])
+				agCheckRoundTrip(t, fmt.Sprintf("agfl %d", agno), agflBuf, agfl.Encode)
 				active, err := agfl.Active(agf)
 				if err != nil {
 					t.Errorf("agfl %d: Active: %v", agno, err)
 				}
-				checkActiveAgainstDB(t, agno, agf, active, db[3*agno+2])
+				agCheckActiveAgainstDB(t, agno, agf, active, db[3*agno+2])
 				sawMoved = sawMoved || agf.FLFirst != 1
 				for i, l := range []uint32{agf.BnoLevel, agf.CntLevel, agf.RmapLevel, agf.RefcountLevel, agi.Level} {
 					tall[i] = max(tall[i], l)
@@ -343,10 +343,10 @@ func TestAGHeadersMatchXfsDB(t *testing.T) {
 	}
 }
 
-// checkRoundTrip encodes a decoded header into a zeroed sector and wants the
+// agCheckRoundTrip encodes a decoded header into a zeroed sector and wants the
 // original bytes back: every byte the format defines is modelled, spare
 // bytes are zero on real images, and the CRC comes out the same.
-func checkRoundTrip(t *testing.T, what string, orig []byte, encode func([]byte)) {
+func agCheckRoundTrip(t *testing.T, what string, orig []byte, encode func([]byte)) {
 	t.Helper()
 	got := make([]byte, len(orig))
 	encode(got)
@@ -360,9 +360,9 @@ func checkRoundTrip(t *testing.T, what string, orig []byte, encode func([]byte))
 	}
 }
 
-// checkActiveAgainstDB wants Active to list, in ring order, exactly the
+// agCheckActiveAgainstDB wants Active to list, in ring order, exactly the
 // slots xfs_db prints between flfirst and fllast.
-func checkActiveAgainstDB(t *testing.T, agno uint32, agf *AGF, active []uint32, db string) {
+func agCheckActiveAgainstDB(t *testing.T, agno uint32, agf *AGF, active []uint32, db string) {
 	t.Helper()
 	slots := map[int]string{}
 	for _, kv := range oracle.ParseFields(db) {
@@ -394,7 +394,7 @@ func checkActiveAgainstDB(t *testing.T, agno uint32, agf *AGF, active []uint32, 
 func TestAGHeadersCorruptCRC(t *testing.T) {
 	oracle.Require(t, oracle.Xfsprogs)
 	img := oracle.Mkfs(t, agImageSize, "-d", "agcount=4")
-	im := openAGImage(t, "default", img)
+	im := agOpenImage(t, "default", img)
 	agno := uint32(2)
 	type hdr struct {
 		name   string
@@ -428,7 +428,7 @@ func TestAGHeadersCorruptCRC(t *testing.T) {
 	for _, h := range hdrs {
 		buf := im.sector(t, h.daddr)
 		buf[h.flip] ^= 0x40
-		writeImage(t, img, h.daddr<<BBShift, buf)
+		agWriteAt(t, img, h.daddr<<BBShift, buf)
 		err, fields := h.verify(buf)
 		if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "CRC") {
 			t.Errorf("%s with byte %d flipped: Verify = %v, want a CRC error", h.name, h.flip, err)
@@ -437,7 +437,7 @@ func TestAGHeadersCorruptCRC(t *testing.T) {
 		if !strings.HasSuffix(crc.Text, "(bad)") {
 			t.Errorf("%s: crc renders %q, want a (bad) verdict", h.name, crc.Text)
 		}
-		out := dbOut(t, img, fmt.Sprintf("%s %d", h.name, agno), "p")
+		out := agDBOut(t, img, fmt.Sprintf("%s %d", h.name, agno), "p")
 		if h.name != "agfl" {
 			// xfs_db reads every AGF and AGI when it starts; a CRC
 			// failure there is forgotten by the time "agf N" reads the
@@ -445,7 +445,7 @@ func TestAGHeadersCorruptCRC(t *testing.T) {
 			// rest; the AGFL shows the real verdict.
 			out = strings.Replace(out, "(correct)", "(bad)", 1)
 		}
-		compareDB(t, h.name+" (corrupt)", fields, out)
+		agCompareDB(t, h.name+" (corrupt)", fields, out)
 	}
 }
 
@@ -462,14 +462,14 @@ func TestAGIUnlinkedRendering(t *testing.T) {
 		}
 		oracle.Run(t, "xfs_db", append(args, img)...)
 	}
-	im := openAGImage(t, "default", img)
+	im := agOpenImage(t, "default", img)
 	check := func(want error) {
 		t.Helper()
 		agi, err := DecodeAGI(im.sector(t, im.g.AGIDaddr(1)))
 		if err != nil {
 			t.Fatal(err)
 		}
-		compareDB(t, "agi 1", agi.Fields(im.sb), dbOut(t, img, "agi 1", "p"))
+		agCompareDB(t, "agi 1", agi.Fields(im.sb), agDBOut(t, img, "agi 1", "p"))
 		if err := agi.Verify(im.g, 1, im.sb); (err == nil) != (want == nil) {
 			t.Errorf("Verify = %v, want %v", err, want)
 		}
@@ -482,20 +482,20 @@ func TestAGIUnlinkedRendering(t *testing.T) {
 	check(ErrCorrupt) // 0 is shown (only null is skipped) but is no inode
 }
 
-// validHeaders returns the headers of AG 1 of a default image, for the
+// agValidHeaders returns the headers of AG 1 of a default image, for the
 // Verify tables.
-func validHeaders(t *testing.T) (*agImage, []byte, []byte, []byte) {
+func agValidHeaders(t *testing.T) (*agImage, []byte, []byte, []byte) {
 	t.Helper()
 	oracle.Require(t, oracle.Xfsprogs)
 	img := oracle.Mkfs(t, agImageSize)
-	im := openAGImage(t, "default", img)
+	im := agOpenImage(t, "default", img)
 	return im, im.sector(t, im.g.AGFDaddr(1)), im.sector(t, im.g.AGIDaddr(1)), im.sector(t, im.g.AGFLDaddr(1))
 }
 
 // TestAGFVerifyRules breaks one AGF rule per case (re-encoding, so the CRC
 // stays right except in the CRC case) and wants an error naming it.
 func TestAGFVerifyRules(t *testing.T) {
-	im, agfBuf, _, _ := validHeaders(t)
+	im, agfBuf, _, _ := agValidHeaders(t)
 	g := im.g
 	size := uint32(g.AGFLSize())
 	other := im.g.MetaUUID
@@ -518,7 +518,7 @@ func TestAGFVerifyRules(t *testing.T) {
 		{"cntroot beyond", func(a *AGF) { a.CntRoot = g.AGBlocks }, nil, fmt.Sprintf("cntroot %d outside the AG", g.AGBlocks)},
 		{"rmaplevel", func(a *AGF) { a.RmapRoot = 7; a.RmapLevel = 0 }, nil, "rmaplevel 0, want 1.."},
 		{"rmaproot", func(a *AGF) { a.RmapRoot = g.AGBlocks + 5; a.RmapLevel = 1 }, nil, "rmaproot"},
-		{"rmapblocks", func(a *AGF) { a.RmapRoot, a.RmapLevel, a.RmapBlocks = 7, 1, g.AGBlocks + 1 }, nil, "rmapblocks"},
+		{"rmapblocks", func(a *AGF) { a.RmapRoot, a.RmapLevel, a.RmapBlocks = 7, 1, g.AGBlocks+1 }, nil, "rmapblocks"},
 		{"refcntlevel", func(a *AGF) { a.RefcountLevel = 0 }, nil, "refcntlevel 0, want 1.."},
 		{"refcntroot", func(a *AGF) { a.RefcountRoot = NullAGBlock }, nil, "refcntroot 4294967295 outside the AG"},
 		{"refcntblocks", func(a *AGF) { a.RefcountBlocks = g.AGBlocks + 1 }, nil, "refcntblocks"},
@@ -584,7 +584,7 @@ func TestAGFVerifyRules(t *testing.T) {
 
 // TestAGIVerifyRules is the same for the AGI.
 func TestAGIVerifyRules(t *testing.T) {
-	im, _, agiBuf, _ := validHeaders(t)
+	im, _, agiBuf, _ := agValidHeaders(t)
 	g := im.g
 	other := g.MetaUUID
 	other[15] ^= 0x80
@@ -653,7 +653,7 @@ func TestAGIVerifyRules(t *testing.T) {
 
 // TestAGFLVerifyRules covers the AGFL verifier and the ring walk.
 func TestAGFLVerifyRules(t *testing.T) {
-	im, agfBuf, _, agflBuf := validHeaders(t)
+	im, agfBuf, _, agflBuf := agValidHeaders(t)
 	g := im.g
 	other := g.MetaUUID
 	other[3] ^= 2

@@ -123,20 +123,20 @@ func (a *AGF) Encode(buf []byte) {
 // encoded).
 func (a *AGF) CRCOK() bool { return a.crcOK }
 
-// agflBlock is the AG block holding the AGFL sector: every btree root and
-// AGFL entry must lie above it.
-func agflBlock(g *Geometry) uint32 { return uint32(3 * g.SectSize / g.BlockSize) }
+// AGFLBlock is the AG block holding the AGFL sector, the last of the four
+// header sectors: btree roots, AGFL entries and inodes lie above it.
+func AGFLBlock(g *Geometry) uint32 { return uint32(3 * g.SectSize / g.BlockSize) }
 
-// checkAGRoot reports a root block that is not a data block of the AG.
-func checkAGRoot(hdr, name string, root, length uint32, g *Geometry) error {
-	if lo := agflBlock(g); root <= lo || root >= length {
+// agCheckRoot reports a root block that is not a data block of the AG.
+func agCheckRoot(hdr, name string, root, length uint32, g *Geometry) error {
+	if lo := AGFLBlock(g); root <= lo || root >= length {
 		return Corruptf("%s: %s %d outside the AG, want %d < %s < %d", hdr, name, root, lo, name, length)
 	}
 	return nil
 }
 
-// checkLevel reports a tree height outside 1..max.
-func checkLevel(hdr, name string, level uint32, max int) error {
+// agCheckLevel reports a tree height outside 1..max.
+func agCheckLevel(hdr, name string, level uint32, max int) error {
 	if level < 1 || level > uint32(max) {
 		return Corruptf("%s: %s %d, want 1..%d", hdr, name, level, max)
 	}
@@ -172,23 +172,23 @@ func (a *AGF) Verify(g *Geometry, agno uint32) error {
 		return Corruptf("%s: length %d, want %d", hdr, a.Length, want)
 	}
 	maxAlloc := AllocMaxLevels(g)
-	if err := checkLevel(hdr, "bnolevel", a.BnoLevel, maxAlloc); err != nil {
+	if err := agCheckLevel(hdr, "bnolevel", a.BnoLevel, maxAlloc); err != nil {
 		return err
 	}
-	if err := checkLevel(hdr, "cntlevel", a.CntLevel, maxAlloc); err != nil {
+	if err := agCheckLevel(hdr, "cntlevel", a.CntLevel, maxAlloc); err != nil {
 		return err
 	}
-	if err := checkAGRoot(hdr, "bnoroot", a.BnoRoot, a.Length, g); err != nil {
+	if err := agCheckRoot(hdr, "bnoroot", a.BnoRoot, a.Length, g); err != nil {
 		return err
 	}
-	if err := checkAGRoot(hdr, "cntroot", a.CntRoot, a.Length, g); err != nil {
+	if err := agCheckRoot(hdr, "cntroot", a.CntRoot, a.Length, g); err != nil {
 		return err
 	}
 	if a.hasRmap() {
-		if err := checkLevel(hdr, "rmaplevel", a.RmapLevel, rmapMaxLevels(g, a.hasRefcount())); err != nil {
+		if err := agCheckLevel(hdr, "rmaplevel", a.RmapLevel, rmapMaxLevels(g, a.hasRefcount())); err != nil {
 			return err
 		}
-		if err := checkAGRoot(hdr, "rmaproot", a.RmapRoot, a.Length, g); err != nil {
+		if err := agCheckRoot(hdr, "rmaproot", a.RmapRoot, a.Length, g); err != nil {
 			return err
 		}
 		if a.RmapBlocks > a.Length {
@@ -196,10 +196,10 @@ func (a *AGF) Verify(g *Geometry, agno uint32) error {
 		}
 	}
 	if a.hasRefcount() {
-		if err := checkLevel(hdr, "refcntlevel", a.RefcountLevel, refcountMaxLevels(g)); err != nil {
+		if err := agCheckLevel(hdr, "refcntlevel", a.RefcountLevel, refcountMaxLevels(g)); err != nil {
 			return err
 		}
-		if err := checkAGRoot(hdr, "refcntroot", a.RefcountRoot, a.Length, g); err != nil {
+		if err := agCheckRoot(hdr, "refcntroot", a.RefcountRoot, a.Length, g); err != nil {
 			return err
 		}
 		if a.RefcountBlocks > a.Length {

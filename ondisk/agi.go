@@ -110,14 +110,14 @@ func (a *AGI) Encode(buf []byte) {
 // encoded).
 func (a *AGI) CRCOK() bool { return a.crcOK }
 
-// validAgino reports whether agino can name an inode of an AG of length
+// agValidAgino reports whether agino can name an inode of an AG of length
 // blocks: its block must be a data block of that AG.
-func validAgino(g *Geometry, length, agino uint32) bool {
+func agValidAgino(g *Geometry, length, agino uint32) bool {
 	if g.AGInoLog < 32 && agino>>g.AGInoLog != 0 {
 		return false
 	}
 	agbno := g.AginoAgbno(agino)
-	return agbno > agflBlock(g) && agbno < length
+	return agbno > AGFLBlock(g) && agbno < length
 }
 
 // Verify checks the AGI of AG agno, as the kernel's read verifier does plus
@@ -148,10 +148,10 @@ func (a *AGI) Verify(g *Geometry, agno uint32, sb *Superblock) error {
 		return Corruptf("%s: length %d, want %d", hdr, a.Length, want)
 	}
 	maxLevels := InobtMaxLevels(g)
-	if err := checkLevel(hdr, "level", a.Level, maxLevels); err != nil {
+	if err := agCheckLevel(hdr, "level", a.Level, maxLevels); err != nil {
 		return err
 	}
-	if err := checkAGRoot(hdr, "root", a.Root, a.Length, g); err != nil {
+	if err := agCheckRoot(hdr, "root", a.Root, a.Length, g); err != nil {
 		return err
 	}
 	if maxIno := uint64(a.Length) << g.InoPBLog; uint64(a.Count) > maxIno {
@@ -160,14 +160,14 @@ func (a *AGI) Verify(g *Geometry, agno uint32, sb *Superblock) error {
 	if a.FreeCount > a.Count {
 		return Corruptf("%s: freecount %d, want at most count %d", hdr, a.FreeCount, a.Count)
 	}
-	if a.NewIno != NullAGIno && !validAgino(g, a.Length, a.NewIno) {
+	if a.NewIno != NullAGIno && !agValidAgino(g, a.Length, a.NewIno) {
 		return Corruptf("%s: newino %d is not an inode of the AG's data blocks", hdr, a.NewIno)
 	}
 	for i, ino := range a.Unlinked {
 		if ino == NullAGIno {
 			continue
 		}
-		if !validAgino(g, a.Length, ino) {
+		if !agValidAgino(g, a.Length, ino) {
 			return Corruptf("%s: unlinked[%d] = %d is not an inode of the AG's data blocks", hdr, i, ino)
 		}
 		if int(ino%AGIUnlinkedBuckets) != i {
@@ -175,10 +175,10 @@ func (a *AGI) Verify(g *Geometry, agno uint32, sb *Superblock) error {
 		}
 	}
 	if sb.HasFinobt() {
-		if err := checkLevel(hdr, "free_level", a.FreeLevel, maxLevels); err != nil {
+		if err := agCheckLevel(hdr, "free_level", a.FreeLevel, maxLevels); err != nil {
 			return err
 		}
-		if err := checkAGRoot(hdr, "free_root", a.FreeRoot, a.Length, g); err != nil {
+		if err := agCheckRoot(hdr, "free_root", a.FreeRoot, a.Length, g); err != nil {
 			return err
 		}
 	}

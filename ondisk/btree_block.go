@@ -3,6 +3,8 @@ package ondisk
 import (
 	"encoding/binary"
 	"fmt"
+	"strconv"
+	"strings"
 )
 
 // Magic numbers of the v5 (CRC) btree blocks.
@@ -62,14 +64,14 @@ func BtreeCRCOff(long bool) int {
 // StampBtreeCRC computes and stores the CRC of a whole btree block.
 func StampBtreeCRC(buf []byte, long bool) { StampCRC(buf, BtreeCRCOff(long)) }
 
-func shortSibToLong(v uint32) uint64 {
+func btShortSibToLong(v uint32) uint64 {
 	if v == NullAGBlock {
 		return NullFSBlock
 	}
 	return uint64(v)
 }
 
-func longSibToShort(v uint64) uint32 {
+func btLongSibToShort(v uint64) uint32 {
 	if v == NullFSBlock {
 		return NullAGBlock
 	}
@@ -98,8 +100,8 @@ func DecodeBtreeBlock(buf []byte, long bool) (*BtreeBlock, error) {
 		h.Owner = be.Uint64(buf[56:])
 		h.CRC = StoredCRC(buf, LongCRCOff)
 	} else {
-		h.LeftSib = shortSibToLong(be.Uint32(buf[8:]))
-		h.RightSib = shortSibToLong(be.Uint32(buf[12:]))
+		h.LeftSib = btShortSibToLong(be.Uint32(buf[8:]))
+		h.RightSib = btShortSibToLong(be.Uint32(buf[12:]))
 		h.Blkno = be.Uint64(buf[16:])
 		h.LSN = be.Uint64(buf[24:])
 		copy(h.UUID[:], buf[32:48])
@@ -127,8 +129,8 @@ func (h *BtreeBlock) Encode(buf []byte) {
 		be.PutUint64(buf[56:], h.Owner)
 		binary.LittleEndian.PutUint32(buf[LongCRCOff:], h.CRC)
 	} else {
-		be.PutUint32(buf[8:], longSibToShort(h.LeftSib))
-		be.PutUint32(buf[12:], longSibToShort(h.RightSib))
+		be.PutUint32(buf[8:], btLongSibToShort(h.LeftSib))
+		be.PutUint32(buf[12:], btLongSibToShort(h.RightSib))
 		be.PutUint64(buf[16:], h.Blkno)
 		be.PutUint64(buf[24:], h.LSN)
 		copy(buf[32:48], h.UUID[:])
@@ -157,7 +159,7 @@ type BlockCheck struct {
 func (h *BtreeBlock) Verify(buf []byte, c BlockCheck) error {
 	where := fmt.Sprintf("btree block 0x%x", c.Daddr)
 	if h.Magic != c.Magic {
-		return Corruptf("%s: magic 0x%08x (%s), want 0x%08x (%s)", where, h.Magic, magicText(h.Magic), c.Magic, magicText(c.Magic))
+		return Corruptf("%s: magic 0x%08x (%s), want 0x%08x (%s)", where, h.Magic, btMagicText(h.Magic), c.Magic, btMagicText(c.Magic))
 	}
 	off := BtreeCRCOff(h.Long)
 	if len(buf) < BtreeHeaderSize(h.Long) {
@@ -213,22 +215,23 @@ func (h *BtreeBlock) checkSibling(where, name string, v uint64, c BlockCheck) er
 		if v == self {
 			return Corruptf("%s: %s %d points at the block itself", where, name, v)
 		}
-		if !g.ValidFSB(v) {
-			return Corruptf("%s: %s %d is not a block of the file system", where, name, v)
+		if !g.ValidFSB(v) || g.FSBAgbno(v) <= AGFLBlock(g) {
+			return Corruptf("%s: %s %d is not a data block of the file system", where, name, v)
 		}
 		return nil
 	}
 	if v == uint64(g.FSBAgbno(self)) {
 		return Corruptf("%s: %s %d points at the block itself", where, name, v)
 	}
-	if agno := uint32(c.Owner); uint64(agno) != c.Owner || agno >= g.AGCount || v >= uint64(g.AGSize(agno)) {
-		return Corruptf("%s: %s %d is not a block of AG %d", where, name, v, c.Owner)
+	agno := uint32(c.Owner)
+	if uint64(agno) != c.Owner || agno >= g.AGCount || v >= uint64(g.AGSize(agno)) || v <= uint64(AGFLBlock(g)) {
+		return Corruptf("%s: %s %d is not a data block of AG %d", where, name, v, c.Owner)
 	}
 	return nil
 }
 
-// magicText shows a magic number as its four characters when printable.
-func magicText(m uint32) string {
+// btMagicText shows a magic number as its four characters when printable.
+func btMagicText(m uint32) string {
 	b := []byte{byte(m >> 24), byte(m >> 16), byte(m >> 8), byte(m)}
 	for _, c := range b {
 		if c < 0x20 || c > 0x7e {
@@ -236,4 +239,219 @@ func magicText(m uint32) string {
 		}
 	}
 	return string(b)
+}
+
+// btreeLayout is what xfs_db needs to print the body of one kind of block:
+// entry sizes, column names and how to render one record or key.
+type btreeLayout struct {
+	recSize, keySize, ptrSize int
+	recCols, keyCols          []string
+	rec, key                  func(b []byte) []string
+}
+
+func btU32(b []byte) uint32 { return binary.BigEndian.Uint32(b) }
+func btU64(b []byte) uint64 { return binary.BigEndian.Uint64(b) }
+
+func btAgbText(v uint32) string {
+	if v == NullAGBlock {
+		return "null"
+	}
+	return strconv.FormatUint(uint64(v), 10)
+}
+
+func btDecText(v uint64) string { return strconv.FormatUint(v, 10) }
+
+func btFlagText(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
+}
+
+// btRmapKeyText renders one rmap key (or the key part of a record) as xfs_db
+// 6.1 does: owner signed, offset without its flag bits, then the flags it
+// shows for keys.
+func btRmapKeyText(start uint32, owner, off uint64) []string {
+	return []string{btAgbText(start), strconv.FormatInt(int64(owner), 10), btDecText(off & RmapOffMask),
+		btFlagText(off&RmapOffAttrFork != 0), btFlagText(off&RmapOffBmbtBlock != 0)}
+}
+
+// btRefcountStartText is the 31-bit start block of a refcount record or key,
+// "null" when all ones.
+func btRefcountStartText(v uint32) string {
+	v &^= RefcountCowFlag
+	if v == 1<<31-1 {
+		return "null"
+	}
+	return btDecText(uint64(v))
+}
+
+// btreeLayoutFor returns the layout of blocks with the given magic, nil if
+// unknown. Inode btree records have two layouts; xfs_db picks by the sparse
+// inode feature, as the kernel does.
+func btreeLayoutFor(magic uint32, sparse bool) *btreeLayout {
+	alloc := func(b []byte) []string { return []string{btAgbText(btU32(b)), btDecText(uint64(btU32(b[4:])))} }
+	switch magic {
+	case BnoMagic:
+		return &btreeLayout{AllocRecSize, AllocKeySize, ShortPtrSize,
+			[]string{"startblock", "blockcount"}, []string{"startblock", "blockcount"}, alloc, alloc}
+	case CntMagic:
+		return &btreeLayout{AllocRecSize, AllocKeySize, ShortPtrSize,
+			[]string{"startblock", "blockcount"}, []string{"blockcount", "startblock"}, alloc,
+			func(b []byte) []string { return []string{btDecText(uint64(btU32(b[4:]))), btAgbText(btU32(b))} }}
+	case InoMagic, FinoMagic:
+		l := &btreeLayout{recSize: InobtRecSize, keySize: InobtKeySize, ptrSize: ShortPtrSize,
+			keyCols: []string{"startino"},
+			key:     func(b []byte) []string { return []string{btAgbText(btU32(b))} }}
+		if sparse {
+			l.recCols = []string{"startino", "holemask", "count", "freecount", "free"}
+			l.rec = func(b []byte) []string {
+				return []string{btAgbText(btU32(b)), xdbHexText(uint64(binary.BigEndian.Uint16(b[4:]))),
+					btDecText(uint64(b[6])), btDecText(uint64(b[7])), xdbHexText(btU64(b[8:]))}
+			}
+		} else {
+			l.recCols = []string{"startino", "freecount", "free"}
+			l.rec = func(b []byte) []string {
+				return []string{btAgbText(btU32(b)), strconv.FormatInt(int64(int32(btU32(b[4:]))), 10), xdbHexText(btU64(b[8:]))}
+			}
+		}
+		return l
+	case RefcMagic:
+		return &btreeLayout{RefcountRecSize, RefcountKeySize, ShortPtrSize,
+			[]string{"startblock", "blockcount", "refcount", "cowflag"}, []string{"startblock", "cowflag"},
+			func(b []byte) []string {
+				return []string{btRefcountStartText(btU32(b)), btDecText(uint64(btU32(b[4:]))), btDecText(uint64(btU32(b[8:]))),
+					btFlagText(btU32(b)&RefcountCowFlag != 0)}
+			},
+			func(b []byte) []string {
+				return []string{btRefcountStartText(btU32(b)), btFlagText(btU32(b)&RefcountCowFlag != 0)}
+			}}
+	case RmapMagic:
+		return &btreeLayout{RmapRecSize, 2 * RmapKeySize, ShortPtrSize,
+			[]string{"startblock", "blockcount", "owner", "offset", "extentflag", "attrfork", "bmbtblock"},
+			[]string{"startblock", "owner", "offset", "attrfork", "bmbtblock",
+				"startblock_hi", "owner_hi", "offset_hi", "attrfork_hi", "bmbtblock_hi"},
+			func(b []byte) []string {
+				r := DecodeRmapRec(b)
+				return []string{btAgbText(r.StartBlock), btDecText(uint64(r.BlockCount)), strconv.FormatInt(int64(r.Owner), 10),
+					btDecText(r.FileOffset()), btFlagText(r.Unwritten()), btFlagText(r.AttrFork()), btFlagText(r.BmbtBlock())}
+			},
+			func(b []byte) []string {
+				lo, hi := DecodeRmapKey(b), DecodeRmapKey(b[RmapKeySize:])
+				return append(btRmapKeyText(lo.StartBlock, lo.Owner, lo.Offset), btRmapKeyText(hi.StartBlock, hi.Owner, hi.Offset)...)
+			}}
+	case BmapMagic:
+		return &btreeLayout{BmbtRecSize, BmbtKeySize, LongPtrSize,
+			[]string{"startoff", "startblock", "blockcount", "extentflag"}, []string{"startoff"},
+			func(b []byte) []string {
+				hi, lo := btU64(b), btU64(b[8:])
+				return []string{btDecText(hi >> 9 & (1<<54 - 1)), btDecText((hi&(1<<9-1))<<43 | lo>>21),
+					btDecText(lo & (1<<21 - 1)), btFlagText(hi>>63 != 0)}
+			},
+			func(b []byte) []string { return []string{btDecText(btU64(b))} }}
+	}
+	return nil
+}
+
+// Fields renders the block as `xfs_db -c 'fsb N' -c 'type T' -c p` prints
+// it: the header, then the records of a leaf or the keys and pointers of a
+// node. buf is the whole block; sb says whether inode btree records use the
+// sparse layout. Entry counts are bounded by buf. A block with an unknown
+// magic renders its header only.
+func (h *BtreeBlock) Fields(buf []byte, sb *Superblock) Fields {
+	crcOK := len(buf) >= BtreeHeaderSize(h.Long) && VerifyCRC(buf, BtreeCRCOff(h.Long))
+	var fs Fields
+	fs = append(fs, xdbHex("magic", uint64(h.Magic)), decField("level", uint64(h.Level)),
+		decField("numrecs", uint64(h.NumRecs)))
+	// Short-form null siblings were widened to NullFSBlock at decode; both
+	// forms print "null" for them.
+	fs = append(fs, nullField("leftsib", h.LeftSib, NullFSBlock), nullField("rightsib", h.RightSib, NullFSBlock))
+	fs = append(fs, nullField("bno", h.Blkno, NullFSBlock), xdbHex("lsn", h.LSN), uuidField("uuid", h.UUID))
+	if h.Long {
+		fs = append(fs, nullField("owner", h.Owner, NullFSIno))
+	} else {
+		fs = append(fs, xdbNull32("owner", uint32(h.Owner)))
+	}
+	fs = append(fs, xdbCRC("crc", h.CRC, crcOK))
+
+	l := btreeLayoutFor(h.Magic, sb != nil && sb.HasSpinodes())
+	if l == nil || len(buf) < BtreeHeaderSize(h.Long) {
+		return fs
+	}
+	hdr := BtreeHeaderSize(h.Long)
+	n := int(h.NumRecs)
+	if h.Level == 0 {
+		n = min(n, (len(buf)-hdr)/l.recSize)
+		if n > 0 {
+			fs = append(fs, xdbStructArray("recs", l.recCols, n, func(i int) []string {
+				return l.rec(buf[hdr+i*l.recSize:])
+			}))
+		}
+		return fs
+	}
+	if k := min(n, (len(buf)-hdr)/l.keySize); k > 0 {
+		fs = append(fs, xdbStructArray("keys", l.keyCols, k, func(i int) []string {
+			return l.key(buf[hdr+i*l.keySize:])
+		}))
+	}
+	ptr0 := BtreePtrOff(h.Long, len(buf), l.keySize, l.ptrSize, 0)
+	if p := min(n, (len(buf)-ptr0)/l.ptrSize); p > 0 {
+		ptrs := make([]uint64, p)
+		for i := range ptrs {
+			if l.ptrSize == LongPtrSize {
+				ptrs[i] = btU64(buf[ptr0+i*LongPtrSize:])
+			} else {
+				ptrs[i] = uint64(btU32(buf[ptr0+i*ShortPtrSize:]))
+			}
+		}
+		fs = append(fs, xdbPtrArray("ptrs", ptrs))
+	}
+	return fs
+}
+
+// btArrayName is "name[1]" or "name[1-n]": btree arrays count from 1.
+func btArrayName(name string, n int) string {
+	if n == 1 {
+		return name + "[1]"
+	}
+	return fmt.Sprintf("%s[1-%d]", name, n)
+}
+
+// xdbStructArray renders an array of records as xfs_db's print_sarray: the
+// column names, then each entry on its own line as "i:[v,v,...]".
+func xdbStructArray(name string, cols []string, n int, entry func(i int) []string) Field {
+	var b strings.Builder
+	b.WriteString("[" + strings.Join(cols, ",") + "] ")
+	value := make([]any, n)
+	for i := range n {
+		vals := entry(i)
+		fmt.Fprintf(&b, "\n%d:[%s]", i+1, strings.Join(vals, ","))
+		if i < n-1 {
+			b.WriteByte(' ')
+		}
+		rec := make(Fields, len(cols))
+		for j, c := range cols {
+			rec[j] = Field{Name: c, Value: vals[j], Text: vals[j]}
+		}
+		value[i] = rec
+	}
+	return Field{Name: btArrayName(name, n), Value: value, Text: b.String()}
+}
+
+// xdbPtrArray renders child pointers as fp_num does: "1:p 2:q ...", and a
+// single pointer without its index.
+func xdbPtrArray(name string, ptrs []uint64) Field {
+	var b strings.Builder
+	value := make([]any, len(ptrs))
+	for i, p := range ptrs {
+		if len(ptrs) > 1 {
+			fmt.Fprintf(&b, "%d:", i+1)
+		}
+		b.WriteString(btDecText(p))
+		if i < len(ptrs)-1 {
+			b.WriteByte(' ')
+		}
+		value[i] = p
+	}
+	return Field{Name: btArrayName(name, len(ptrs)), Value: value, Text: b.String()}
 }

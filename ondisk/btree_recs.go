@@ -167,9 +167,9 @@ func (r RmapRec) AttrFork() bool  { return r.Offset&RmapOffAttrFork != 0 }
 func (r RmapRec) BmbtBlock() bool { return r.Offset&RmapOffBmbtBlock != 0 }
 func (r RmapRec) Unwritten() bool { return r.Offset&RmapOffUnwritten != 0 }
 
-// btreeMaxRecs is the kernel's per-block capacity: records in a leaf, key and
+// btMaxRecs is the kernel's per-block capacity: records in a leaf, key and
 // pointer pairs in a node.
-func btreeMaxRecs(blocksize int, long, leaf bool, recSize, keySize, ptrSize int) int {
+func btMaxRecs(blocksize int, long, leaf bool, recSize, keySize, ptrSize int) int {
 	body := blocksize - BtreeHeaderSize(long)
 	if body <= 0 {
 		return 0
@@ -182,29 +182,29 @@ func btreeMaxRecs(blocksize int, long, leaf bool, recSize, keySize, ptrSize int)
 
 // AllocMaxRecs is the bnobt/cntbt capacity of one block.
 func AllocMaxRecs(blocksize int, leaf bool) int {
-	return btreeMaxRecs(blocksize, false, leaf, AllocRecSize, AllocKeySize, ShortPtrSize)
+	return btMaxRecs(blocksize, false, leaf, AllocRecSize, AllocKeySize, ShortPtrSize)
 }
 
 // InobtMaxRecs is the inobt/finobt capacity of one block.
 func InobtMaxRecs(blocksize int, leaf bool) int {
-	return btreeMaxRecs(blocksize, false, leaf, InobtRecSize, InobtKeySize, ShortPtrSize)
+	return btMaxRecs(blocksize, false, leaf, InobtRecSize, InobtKeySize, ShortPtrSize)
 }
 
 // RefcountMaxRecs is the refcount btree capacity of one block.
 func RefcountMaxRecs(blocksize int, leaf bool) int {
-	return btreeMaxRecs(blocksize, false, leaf, RefcountRecSize, RefcountKeySize, ShortPtrSize)
+	return btMaxRecs(blocksize, false, leaf, RefcountRecSize, RefcountKeySize, ShortPtrSize)
 }
 
 // RmapMaxRecs is the rmap btree capacity of one block; a node entry is a
 // low key, a high key and a pointer.
 func RmapMaxRecs(blocksize int, leaf bool) int {
-	return btreeMaxRecs(blocksize, false, leaf, RmapRecSize, 2*RmapKeySize, ShortPtrSize)
+	return btMaxRecs(blocksize, false, leaf, RmapRecSize, 2*RmapKeySize, ShortPtrSize)
 }
 
 // BmbtMaxRecs is the capacity of one BMBT block (long header, 64-bit
 // pointers); the root in the inode fork is sized differently.
 func BmbtMaxRecs(blocksize int, leaf bool) int {
-	return btreeMaxRecs(blocksize, true, leaf, BmbtRecSize, BmbtKeySize, LongPtrSize)
+	return btMaxRecs(blocksize, true, leaf, BmbtRecSize, BmbtKeySize, LongPtrSize)
 }
 
 // BtreeRecOff is the byte offset of record i (0-based) in a leaf.
@@ -223,26 +223,26 @@ func BtreePtrOff(long bool, blocksize, keySize, ptrSize, i int) int {
 	return hdr + maxrecs*keySize + i*ptrSize
 }
 
-// computeMaxLevels is the height of a tree holding records with every block
+// btComputeMaxLevels is the height of a tree holding records with every block
 // at its minimum fill (xfs_btree_compute_maxlevels).
-func computeMaxLevels(leafMin, nodeMin int, records uint64) int {
+func btComputeMaxLevels(leafMin, nodeMin int, records uint64) int {
 	leafMin, nodeMin = max(leafMin, 2), max(nodeMin, 2)
-	blocks := ceilDiv(records, uint64(leafMin))
+	blocks := btCeilDiv(records, uint64(leafMin))
 	height := 1
 	for blocks > 1 {
-		blocks = ceilDiv(blocks, uint64(nodeMin))
+		blocks = btCeilDiv(blocks, uint64(nodeMin))
 		height++
 	}
 	return height
 }
 
-func ceilDiv(a, b uint64) uint64 { return (a + b - 1) / b }
+func btCeilDiv(a, b uint64) uint64 { return (a + b - 1) / b }
 
 // AllocMaxLevels is the kernel's bound on bnobt/cntbt height: a tree of
 // minimally full blocks indexing the most free extents an AG can hold (every
 // other block free).
 func AllocMaxLevels(g *Geometry) int {
-	return computeMaxLevels(AllocMaxRecs(g.BlockSize, true)/2, AllocMaxRecs(g.BlockSize, false)/2,
+	return btComputeMaxLevels(AllocMaxRecs(g.BlockSize, true)/2, AllocMaxRecs(g.BlockSize, false)/2,
 		(uint64(g.AGBlocks)+1)/2)
 }
 
@@ -250,14 +250,14 @@ func AllocMaxLevels(g *Geometry) int {
 // the whole AG-relative inode number space.
 func InobtMaxLevels(g *Geometry) int {
 	chunks := (uint64(1) << min(g.AGInoLog, 63)) / InodesPerChunk
-	return computeMaxLevels(InobtMaxRecs(g.BlockSize, true)/2, InobtMaxRecs(g.BlockSize, false)/2, chunks)
+	return btComputeMaxLevels(InobtMaxRecs(g.BlockSize, true)/2, InobtMaxRecs(g.BlockSize, false)/2, chunks)
 }
 
 // Largest extent counts of a data fork (xfs_iext_max_nextents): the classic
 // 32-bit signed counter, or the 48-bit one with NREXT64.
 const (
-	MaxExtCntDataFork   = 1<<31 - 1
-	MaxExtCntDataFork64 = 1<<48 - 1
+	bmbtMaxExtents   = 1<<31 - 1
+	bmbtMaxExtents64 = 1<<48 - 1
 )
 
 // BmbtMaxLevels bounds the data-fork BMBT height, counting the root in the
@@ -265,20 +265,20 @@ const (
 // minimum fill, and the root taking over once at most 3 pointers are left
 // (the smallest data-fork root, MINDBTPTRS).
 func BmbtMaxLevels(g *Geometry) int {
-	extents := uint64(MaxExtCntDataFork)
+	extents := uint64(bmbtMaxExtents)
 	if g.Nrext64 {
-		extents = MaxExtCntDataFork64
+		extents = bmbtMaxExtents64
 	}
 	const maxRootRecs = 3
 	leafMin := max(BmbtMaxRecs(g.BlockSize, true)/2, 2)
 	nodeMin := max(BmbtMaxRecs(g.BlockSize, false)/2, 2)
-	blocks := ceilDiv(extents, uint64(leafMin))
+	blocks := btCeilDiv(extents, uint64(leafMin))
 	level := 1
 	for blocks > 1 {
 		if blocks <= maxRootRecs {
 			blocks = 1
 		} else {
-			blocks = ceilDiv(blocks, uint64(nodeMin))
+			blocks = btCeilDiv(blocks, uint64(nodeMin))
 		}
 		level++
 	}
@@ -287,7 +287,7 @@ func BmbtMaxLevels(g *Geometry) int {
 
 // refcountMaxLevels bounds refcount btree height: one record per AG block.
 func refcountMaxLevels(g *Geometry) int {
-	return computeMaxLevels(RefcountMaxRecs(g.BlockSize, true)/2, RefcountMaxRecs(g.BlockSize, false)/2, uint64(g.AGBlocks))
+	return btComputeMaxLevels(RefcountMaxRecs(g.BlockSize, true)/2, RefcountMaxRecs(g.BlockSize, false)/2, uint64(g.AGBlocks))
 }
 
 // rmapMaxLevels bounds rmap btree height: one record per AG block without
@@ -296,7 +296,7 @@ func refcountMaxLevels(g *Geometry) int {
 func rmapMaxLevels(g *Geometry, reflink bool) int {
 	leafMin, nodeMin := RmapMaxRecs(g.BlockSize, true)/2, RmapMaxRecs(g.BlockSize, false)/2
 	if !reflink {
-		return computeMaxLevels(leafMin, nodeMin, uint64(g.AGBlocks))
+		return btComputeMaxLevels(leafMin, nodeMin, uint64(g.AGBlocks))
 	}
 	if g.AGBlocks < 1 {
 		return 0
