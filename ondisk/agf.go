@@ -3,7 +3,6 @@ package ondisk
 import (
 	"encoding/binary"
 	"fmt"
-	"math/bits"
 	"strconv"
 	"strings"
 )
@@ -274,7 +273,7 @@ func agflRingLen(first, last, count, size uint32) uint32 {
 func (a *AGF) Fields(sb *Superblock) Fields {
 	_ = sb
 	return Fields{
-		xdbHex("magicnum", uint64(a.MagicNum)),
+		hexField("magicnum", uint64(a.MagicNum)),
 		decField("versionnum", uint64(a.VersionNum)),
 		xdbNull32("seqno", a.SeqNo),
 		xdbNull32("length", a.Length),
@@ -295,26 +294,14 @@ func (a *AGF) Fields(sb *Superblock) Fields {
 		decField("longest", uint64(a.Longest)),
 		decField("btreeblks", uint64(a.BtreeBlks)),
 		uuidField("uuid", a.UUID),
-		xdbHex("lsn", a.LSN),
-		xdbCRC("crc", a.CRC, a.crcOK),
+		hexField("lsn", a.LSN),
+		crcField("crc", a.CRC, a.crcOK),
 	}
 }
 
 // xfs_db renderings the shared helpers in fields.go do not cover. They
 // follow db/fprint.c: C's "%#x" prints zero as "0", null-able AG numbers
 // print "null" when all ones, and "nonzero" fields print nothing for 0.
-
-// xdbHex renders like printf("%#x"): "0" for zero, "0x..." otherwise.
-func xdbHex(name string, v uint64) Field {
-	return Field{Name: name, Value: v, Text: xdbHexText(v)}
-}
-
-func xdbHexText(v uint64) string {
-	if v == 0 {
-		return "0"
-	}
-	return "0x" + strconv.FormatUint(v, 16)
-}
 
 // xdbNull32 is a 32-bit AG block, AG inode or AG number: "null" when all ones.
 func xdbNull32(name string, v uint32) Field { return nullField(name, uint64(v), uint64(NullAGBlock)) }
@@ -325,18 +312,6 @@ func xdbNonZero32(name string, v uint32) Field {
 		return Field{Name: name, Value: nil, Text: ""}
 	}
 	return xdbNull32(name, v)
-}
-
-// xdbCRC renders "%#x (correct|bad)". xfs_db reads the field big-endian
-// like every other, so it shows the little-endian CRC byte-swapped; the JSON
-// value is the CRC itself.
-func xdbCRC(name string, stored uint32, ok bool) Field {
-	verdict := "correct"
-	if !ok {
-		verdict = "bad"
-	}
-	shown := uint64(bits.ReverseBytes32(stored))
-	return Field{Name: name, Value: uint64(stored), Text: xdbHexText(shown) + " (" + verdict + ")"}
 }
 
 // xdbArray32 renders an array of 32-bit AG numbers the way fp_num does: each

@@ -145,11 +145,11 @@ func (a *AGFL) Active(agf *AGF) ([]uint32, error) {
 // "bno[0-N] = 0:null 1:6 ...", where slots holding 0 are left out.
 func (a *AGFL) Fields() Fields {
 	return Fields{
-		xdbHex("magicnum", uint64(a.MagicNum)),
+		hexField("magicnum", uint64(a.MagicNum)),
 		xdbNull32("seqno", a.SeqNo),
 		uuidField("uuid", a.UUID),
-		xdbHex("lsn", a.LSN),
-		xdbCRC("crc", a.CRC, a.crcOK),
+		hexField("lsn", a.LSN),
+		crcField("crc", a.CRC, a.crcOK),
 		xdbArray32("bno", a.Bno, true, false),
 	}
 }

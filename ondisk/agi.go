@@ -199,7 +199,7 @@ func (a *AGI) Verify(g *Geometry, agno uint32, sb *Superblock) error {
 func (a *AGI) Fields(sb *Superblock) Fields {
 	_ = sb
 	return Fields{
-		xdbHex("magicnum", uint64(a.MagicNum)),
+		hexField("magicnum", uint64(a.MagicNum)),
 		decField("versionnum", uint64(a.VersionNum)),
 		xdbNull32("seqno", a.SeqNo),
 		xdbNull32("length", a.Length),
@@ -211,8 +211,8 @@ func (a *AGI) Fields(sb *Superblock) Fields {
 		xdbNull32("dirino", a.DirIno),
 		xdbArray32("unlinked", a.Unlinked[:], false, true),
 		uuidField("uuid", a.UUID),
-		xdbCRC("crc", a.CRC, a.crcOK),
-		xdbHex("lsn", a.LSN),
+		crcField("crc", a.CRC, a.crcOK),
+		hexField("lsn", a.LSN),
 		xdbNull32("free_root", a.FreeRoot),
 		decField("free_level", uint64(a.FreeLevel)),
 		decField("ino_blocks", uint64(a.IBlocks)),

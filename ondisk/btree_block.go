@@ -361,18 +361,18 @@ func btreeLayoutFor(magic uint32, sparse bool) *btreeLayout {
 func (h *BtreeBlock) Fields(buf []byte, sb *Superblock) Fields {
 	crcOK := len(buf) >= BtreeHeaderSize(h.Long) && VerifyCRC(buf, BtreeCRCOff(h.Long))
 	var fs Fields
-	fs = append(fs, xdbHex("magic", uint64(h.Magic)), decField("level", uint64(h.Level)),
+	fs = append(fs, hexField("magic", uint64(h.Magic)), decField("level", uint64(h.Level)),
 		decField("numrecs", uint64(h.NumRecs)))
 	// Short-form null siblings were widened to NullFSBlock at decode; both
 	// forms print "null" for them.
 	fs = append(fs, nullField("leftsib", h.LeftSib, NullFSBlock), nullField("rightsib", h.RightSib, NullFSBlock))
-	fs = append(fs, nullField("bno", h.Blkno, NullFSBlock), xdbHex("lsn", h.LSN), uuidField("uuid", h.UUID))
+	fs = append(fs, nullField("bno", h.Blkno, NullFSBlock), hexField("lsn", h.LSN), uuidField("uuid", h.UUID))
 	if h.Long {
 		fs = append(fs, nullField("owner", h.Owner, NullFSIno))
 	} else {
 		fs = append(fs, xdbNull32("owner", uint32(h.Owner)))
 	}
-	fs = append(fs, xdbCRC("crc", h.CRC, crcOK))
+	fs = append(fs, crcField("crc", h.CRC, crcOK))
 
 	l := btreeLayoutFor(h.Magic, sb != nil && sb.HasSpinodes())
 	if l == nil || len(buf) < BtreeHeaderSize(h.Long) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math/bits"
 	"strconv"
 	"strings"
 )
@@ -66,12 +67,12 @@ func (fs Fields) String() string {
 
 // Null markers used by the format.
 const (
-	NullAGBlock  = ^uint32(0)      // NULLAGBLOCK
-	NullAGIno    = ^uint32(0)      // NULLAGINO
-	NullFSBlock  = ^uint64(0)      // NULLFSBLOCK
-	NullFSIno    = ^uint64(0)      // NULLFSINO
-	NullDablk    = ^uint32(0)      // NULL directory/attr block
-	NullCommitLSN = ^uint64(0)     // NULLCOMMITLSN
+	NullAGBlock   = ^uint32(0) // NULLAGBLOCK
+	NullAGIno     = ^uint32(0) // NULLAGINO
+	NullFSBlock   = ^uint64(0) // NULLFSBLOCK
+	NullFSIno     = ^uint64(0) // NULLFSINO
+	NullDablk     = ^uint32(0) // NULL directory/attr block
+	NullCommitLSN = ^uint64(0) // NULLCOMMITLSN
 )
 
 func decField(name string, v uint64) Field {
@@ -82,8 +83,16 @@ func sdecField(name string, v int64) Field {
 	return Field{Name: name, Value: v, Text: strconv.FormatInt(v, 10)}
 }
 
+// hexField renders like C's printf("%#x"), as xfs_db does: "0" for zero.
 func hexField(name string, v uint64) Field {
-	return Field{Name: name, Value: v, Text: "0x" + strconv.FormatUint(v, 16)}
+	return Field{Name: name, Value: v, Text: xdbHexText(v)}
+}
+
+func xdbHexText(v uint64) string {
+	if v == 0 {
+		return "0"
+	}
+	return "0x" + strconv.FormatUint(v, 16)
 }
 
 func octField(name string, v uint64) Field {
@@ -102,11 +111,14 @@ func uuidField(name string, u UUID) Field {
 	return Field{Name: name, Value: u.String(), Text: u.String()}
 }
 
-// crcField renders a stored CRC with xfs_db's verdict.
+// crcField renders a stored CRC with xfs_db's verdict. xfs_db reads the
+// field big-endian like every other, so it shows the little-endian CRC
+// byte-swapped; the JSON value is the CRC itself.
 func crcField(name string, stored uint32, ok bool) Field {
 	verdict := "correct"
 	if !ok {
 		verdict = "bad"
 	}
-	return Field{Name: name, Value: uint64(stored), Text: fmt.Sprintf("0x%x (%s)", stored, verdict)}
+	shown := uint64(bits.ReverseBytes32(stored))
+	return Field{Name: name, Value: uint64(stored), Text: xdbHexText(shown) + " (" + verdict + ")"}
 }

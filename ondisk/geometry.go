@@ -10,30 +10,30 @@ const (
 // conversion needs. It is computed once by NewGeometry from a verified
 // superblock.
 type Geometry struct {
-	BlockSize    int
-	BlockLog     uint
-	SectSize     int
-	InodeSize    int
-	InodeLog     uint
-	InoPerBlock  int
-	InoPBLog     uint
-	AGBlocks     uint32
-	AGCount      uint32
-	AGBlkLog     uint
-	DBlocks      uint64
-	AGInoLog     uint // bits of an AG-relative inode number
-	DirBlkSize   int  // directory block size in bytes
-	DirBlkFSBs   int  // directory block size in file system blocks
-	InoAlign     uint32
-	ClusterSize  int    // inode cluster buffer bytes
-	ClusterFSBs  uint32 // blocks per inode cluster
-	InodesPerChunk int  // 64
-	HasFType     bool
-	Bigtime      bool
-	Nrext64      bool
-	MetaUUID     UUID
-	LogStart     uint64 // AG-encoded file system block
-	LogBlocks    uint32
+	BlockSize      int
+	BlockLog       uint
+	SectSize       int
+	InodeSize      int
+	InodeLog       uint
+	InoPerBlock    int
+	InoPBLog       uint
+	AGBlocks       uint32
+	AGCount        uint32
+	AGBlkLog       uint
+	DBlocks        uint64
+	AGInoLog       uint // bits of an AG-relative inode number
+	DirBlkSize     int  // directory block size in bytes
+	DirBlkFSBs     int  // directory block size in file system blocks
+	InoAlign       uint32
+	ClusterSize    int    // inode cluster buffer bytes
+	ClusterFSBs    uint32 // blocks per inode cluster
+	InodesPerChunk int    // 64
+	HasFType       bool
+	Bigtime        bool
+	Nrext64        bool
+	MetaUUID       UUID
+	LogStart       uint64 // AG-encoded file system block
+	LogBlocks      uint32
 }
 
 // InodesPerChunk is the number of inodes an inobt record covers.
