@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	"github.com/spf13/cobra"
-	"github.com/xfsimg/xfsimg/xfs"
 )
 
 func newCatCmd() *cobra.Command {
@@ -69,5 +68,3 @@ func newReadlinkCmd() *cobra.Command {
 		},
 	}
 }
-
-var _ = xfs.Open

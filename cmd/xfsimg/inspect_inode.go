@@ -84,13 +84,13 @@ func printBmap(f *xfs.FS, ip *xfs.Inode, fork bmbt.Fork, format uint8, exts []on
 		return nil
 	}
 	t := newTable()
-	fmt.Fprintf(t, "EXT\tFILE OFFSET\tSTART BLOCK\tAG\tAG BLOCK\tBLOCKS\tSIZE\tFLAGS\t\n")
+	fmt.Fprintf(t, "EXT\tFILE OFFSET\tSTART BLOCK\tAG\tAG BLOCK\tBLOCKS\tSIZE\t FLAGS\n")
 	for i, e := range exts {
 		flags := ""
 		if e.Unwritten {
 			flags = "unwritten"
 		}
-		fmt.Fprintf(t, "%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t\n", i, e.StartOff, e.StartBlock,
+		fmt.Fprintf(t, "%d\t%d\t%d\t%d\t%d\t%d\t%s\t %s\n", i, e.StartOff, e.StartBlock,
 			g.FSBAgno(e.StartBlock), g.FSBAgbno(e.StartBlock), e.BlockCount,
 			humanBytes(e.BlockCount*uint64(g.BlockSize)), flags)
 	}

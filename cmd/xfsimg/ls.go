@@ -87,7 +87,7 @@ func runLs(f *xfs.FS, p string, long bool) error {
 			le.Type = ftypeNames[ondisk.ModeToFType(child.Core.Mode)]
 			if long {
 				c := child.Core
-				le.Mode, le.Nlink, le.UID, le.GID, le.Size = c.GoMode().String(), c.Nlink, c.UID, c.GID, c.Size
+				le.Mode, le.Nlink, le.UID, le.GID, le.Size = lsMode(c.Mode), c.Nlink, c.UID, c.GID, c.Size
 				le.Mtime = c.Mtime.Time().UTC().Format("2006-01-02 15:04:05")
 				if c.IsSymlink() {
 					if le.Target, err = child.Readlink(); err != nil {
@@ -114,8 +114,48 @@ func runLs(f *xfs.FS, p string, long bool) error {
 			if e.Target != "" {
 				name += " -> " + e.Target
 			}
-			fmt.Fprintf(t, "%d\t%s\t%d\t%d\t%d\t%d\t%s\t%s\t\n", e.Inode, e.Mode, e.Nlink, e.UID, e.GID, e.Size, e.Mtime, name)
+			fmt.Fprintf(t, "%d\t%s\t%d\t%d\t%d\t%d\t%s\t %s\n", e.Inode, e.Mode, e.Nlink, e.UID, e.GID, e.Size, e.Mtime, name)
 		}
 		return t.Flush()
 	})
+}
+
+// lsMode renders a mode as ls -l does: "drwxr-xr-x", "lrwxrwxrwx",
+// with s/S/t/T for the setuid, setgid and sticky bits.
+func lsMode(mode uint16) string {
+	b := []byte("?rwxrwxrwx")
+	switch mode & 0o170000 {
+	case 0o100000:
+		b[0] = '-'
+	case 0o040000:
+		b[0] = 'd'
+	case 0o120000:
+		b[0] = 'l'
+	case 0o020000:
+		b[0] = 'c'
+	case 0o060000:
+		b[0] = 'b'
+	case 0o010000:
+		b[0] = 'p'
+	case 0o140000:
+		b[0] = 's'
+	}
+	for i := 0; i < 9; i++ {
+		if mode&(1<<(8-i)) == 0 {
+			b[1+i] = '-'
+		}
+	}
+	special := func(bit uint16, pos int, set, unset byte) {
+		if mode&bit != 0 {
+			if b[pos] == '-' {
+				b[pos] = unset
+			} else {
+				b[pos] = set
+			}
+		}
+	}
+	special(0o4000, 3, 's', 'S')
+	special(0o2000, 6, 's', 'S')
+	special(0o1000, 9, 't', 'T')
+	return string(b)
 }

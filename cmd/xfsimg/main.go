@@ -34,7 +34,7 @@ func run(args []string) (code int) {
 			if os.Getenv("XFSIMG_DEBUG") == "1" {
 				panic(r)
 			}
-			fmt.Fprintf(os.Stderr, "xfsimg: internal error: %v (please report this)\n", r)
+			fmt.Fprintf(stderr, "xfsimg: internal error: %v (please report this)\n", r)
 			code = 2
 		}
 	}()
@@ -44,7 +44,7 @@ func run(args []string) (code int) {
 	if err == nil {
 		return 0
 	}
-	fmt.Fprintf(os.Stderr, "xfsimg: %s\n", oneLine(describe(err)))
+	fmt.Fprintf(stderr, "xfsimg: %s\n", oneLine(describe(err)))
 	var ee *exitError
 	if errors.As(err, &ee) {
 		return ee.code

@@ -13,7 +13,11 @@ import (
 	"github.com/xfsimg/xfsimg/ondisk"
 )
 
-var stdout io.Writer = os.Stdout
+// stdout and stderr are variables so that tests run commands in process.
+var (
+	stdout io.Writer = os.Stdout
+	stderr io.Writer = os.Stderr
+)
 
 // printJSON writes v as formatted JSON.
 func printJSON(v any) error {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"os"
 
 	"github.com/spf13/cobra"
 	"github.com/xfsimg/xfsimg/ondisk"
@@ -40,7 +39,7 @@ func openFS(path string) (*xfs.FS, error) {
 	return xfs.Open(path, ondisk.OpenOptions{
 		Buffered: gflags.buffered,
 		Warnf: func(format string, args ...any) {
-			fmt.Fprintf(os.Stderr, "xfsimg: "+format+"\n", args...)
+			fmt.Fprintf(stderr, "xfsimg: "+format+"\n", args...)
 		},
 	})
 }
