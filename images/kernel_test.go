@@ -1,18 +1,9 @@
 package images
 
 import (
-	"crypto/sha256"
-	"encoding/binary"
-	"encoding/hex"
 	"fmt"
-	"io"
-	"os"
-	"path"
 	"strings"
 	"testing"
-	"unsafe"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/xfsimg/xfsimg/internal/oracle"
 )
@@ -30,8 +21,10 @@ func TestKernelAgreesWithManifest(t *testing.T) {
 			t.Parallel()
 			m := load(t, name)
 			dir, _ := oracle.Mount(t, sharedImage(t, name), "ro")
-			var got []File
-			walk(t, dir, "/", &got)
+			got, err := KernelWalk(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
 			if len(got) != len(m.Files) {
 				t.Errorf("kernel shows %d paths, manifest lists %d", len(got), len(m.Files))
 			}
@@ -45,55 +38,6 @@ func TestKernelAgreesWithManifest(t *testing.T) {
 				}
 			}
 		})
-	}
-}
-
-// walk visits rel and, for a directory, its entries in getdents order.
-func walk(t *testing.T, mnt, rel string, out *[]File) {
-	t.Helper()
-	p := path.Join(mnt, rel)
-	var st unix.Stat_t
-	if err := unix.Lstat(p, &st); err != nil {
-		t.Fatal(err)
-	}
-	f := File{Path: rel, Inode: st.Ino, Mode: st.Mode, Nlink: uint32(st.Nlink), UID: st.Uid, GID: st.Gid,
-		Size: st.Size, Blocks: st.Blocks}
-	switch st.Mode & unix.S_IFMT {
-	case unix.S_IFREG:
-		f.Type = TypeFile
-		f.SHA256 = hashFile(t, p)
-		f.Extents = fiemapCount(t, p)
-	case unix.S_IFDIR:
-		f.Type = TypeDir
-	case unix.S_IFLNK:
-		f.Type = TypeSymlink
-		target, err := os.Readlink(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		f.Target = target
-	case unix.S_IFIFO:
-		f.Type = TypeFifo
-	case unix.S_IFCHR:
-		f.Type = TypeChardev
-	case unix.S_IFBLK:
-		f.Type = TypeBlockdev
-	case unix.S_IFSOCK:
-		f.Type = TypeSocket
-	}
-	if f.Type == TypeChardev || f.Type == TypeBlockdev {
-		f.Major, f.Minor = unix.Major(st.Rdev), unix.Minor(st.Rdev)
-	}
-	if f.Type == TypeFile || f.Type == TypeDir {
-		f.Xattrs = xattrs(t, p)
-	}
-	*out = append(*out, f)
-	if f.Type == TypeDir {
-		ents := readdir(t, p)
-		(*out)[len(*out)-1].Entries = ents
-		for _, e := range ents {
-			walk(t, mnt, path.Join(rel, e.Name), out)
-		}
 	}
 }
 
@@ -131,106 +75,4 @@ func fmtAny(v any) string {
 		s = s[:300] + "..."
 	}
 	return s
-}
-
-func hashFile(t *testing.T, p string) string {
-	t.Helper()
-	f, err := os.Open(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.CopyBuffer(h, struct{ io.Reader }{f}, make([]byte, 1<<20)); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(h.Sum(nil))
-}
-
-// fiemapCount asks FS_IOC_FIEMAP for the number of mapped extents (holes
-// are not extents; unwritten ones and preallocation past EOF are), as
-// mkfixtures.sh and filefrag do: fm_extent_count 0 returns just the count.
-func fiemapCount(t *testing.T, p string) int {
-	t.Helper()
-	f, err := os.Open(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	const fsIocFiemap = 0xC020660B                     // _IOWR('f', 11, struct fiemap)
-	var req [32]byte                                   // struct fiemap with no extent array
-	binary.NativeEndian.PutUint64(req[8:], ^uint64(0)) // fm_length: to the end
-	binary.NativeEndian.PutUint32(req[16:], 1)         // FIEMAP_FLAG_SYNC
-	if _, _, e := unix.Syscall(unix.SYS_IOCTL, f.Fd(), fsIocFiemap, uintptr(unsafe.Pointer(&req[0]))); e != 0 {
-		t.Fatalf("FIEMAP %s: %v", p, e)
-	}
-	return int(binary.NativeEndian.Uint32(req[20:])) // fm_mapped_extents
-}
-
-// readdir returns a directory's entries in getdents order, with d_ino and
-// d_type as the kernel reports them (from the XFS directory's ftype).
-func readdir(t *testing.T, p string) []DirEntry {
-	t.Helper()
-	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(fd)
-	types := map[uint8]string{unix.DT_REG: TypeFile, unix.DT_DIR: TypeDir, unix.DT_LNK: TypeSymlink,
-		unix.DT_FIFO: TypeFifo, unix.DT_CHR: TypeChardev, unix.DT_BLK: TypeBlockdev, unix.DT_SOCK: TypeSocket}
-	var ents []DirEntry
-	buf := make([]byte, 64<<10)
-	for {
-		n, err := unix.Getdents(fd, buf)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if n == 0 {
-			return ents
-		}
-		// struct linux_dirent64: d_ino u64, d_off s64, d_reclen u16,
-		// d_type u8, d_name NUL-terminated.
-		for off := 0; off < n; {
-			b := buf[off:n]
-			reclen := int(binary.NativeEndian.Uint16(b[16:]))
-			name := string(b[19:reclen])
-			name = name[:strings.IndexByte(name, 0)]
-			if name != "." && name != ".." {
-				ty, ok := types[b[18]]
-				if !ok {
-					ty = "dtype-" + fmtAny(b[18])
-				}
-				ents = append(ents, DirEntry{Name: name, Inode: binary.NativeEndian.Uint64(b), Type: ty})
-			}
-			off += reclen
-		}
-	}
-}
-
-func xattrs(t *testing.T, p string) map[string]string {
-	t.Helper()
-	n, err := unix.Llistxattr(p, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n == 0 {
-		return nil
-	}
-	buf := make([]byte, n)
-	if n, err = unix.Llistxattr(p, buf); err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]string{}
-	for _, k := range strings.Split(strings.TrimRight(string(buf[:n]), "\x00"), "\x00") {
-		sz, err := unix.Lgetxattr(p, k, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		v := make([]byte, sz)
-		if sz, err = unix.Lgetxattr(p, k, v); err != nil {
-			t.Fatal(err)
-		}
-		out[k] = string(v[:sz])
-	}
-	return out
 }

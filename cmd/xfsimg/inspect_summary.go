@@ -29,14 +29,14 @@ type agSummary struct {
 }
 
 type logSummary struct {
-	Logstart   uint64 `json:"logstart"`
-	Logblocks  uint32 `json:"logblocks"`
-	HeadCycle  uint32 `json:"head_cycle"`
-	HeadBlock  uint32 `json:"head_block"`
-	TailCycle  uint32 `json:"tail_cycle"`
-	TailBlock  uint32 `json:"tail_block"`
-	Clean      bool   `json:"clean"`
-	Error      string `json:"error,omitempty"`
+	Logstart  uint64 `json:"logstart"`
+	Logblocks uint32 `json:"logblocks"`
+	HeadCycle uint32 `json:"head_cycle"`
+	HeadBlock uint32 `json:"head_block"`
+	TailCycle uint32 `json:"tail_cycle"`
+	TailBlock uint32 `json:"tail_block"`
+	Clean     bool   `json:"clean"`
+	Error     string `json:"error,omitempty"`
 }
 
 type summary struct {
