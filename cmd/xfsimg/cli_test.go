@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"strings"
 	"testing"
 )
@@ -17,13 +18,22 @@ type cliResult struct {
 // share package state, so tests that use it do not run in parallel.
 func runCLI(t testing.TB, args ...string) cliResult {
 	t.Helper()
-	var o, e bytes.Buffer
+	var o bytes.Buffer
+	r := runCLITo(t, &o, args...)
+	r.out = o.String()
+	return r
+}
+
+// runCLITo runs xfsimg with its standard output going to w.
+func runCLITo(t testing.TB, w io.Writer, args ...string) cliResult {
+	t.Helper()
+	var e bytes.Buffer
 	oldOut, oldErr := stdout, stderr
-	stdout, stderr = &o, &e
+	stdout, stderr = w, &e
 	defer func() { stdout, stderr = oldOut, oldErr }()
 	gflags = globalFlags{}
 	code := run(args)
-	return cliResult{o.String(), e.String(), code}
+	return cliResult{err: e.String(), code: code}
 }
 
 // mustCLI runs xfsimg and fails the test unless it exits 0.
