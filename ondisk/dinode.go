@@ -11,6 +11,8 @@ const (
 	DinodeCoreSize = 176    // the v3 core; the literal area (forks) follows
 	DinodeCRCOff   = 100
 	DinodeLSNOff   = 112
+
+	dinodeV2CoreSize = 100 // the v1/v2 core ends before di_crc
 )
 
 // Fork formats (di_format, di_aformat).
@@ -528,7 +530,8 @@ func (d *Dinode) Fields(g *Geometry, buf []byte) Fields {
 	}
 	if d.Version == 1 {
 		fs = append(fs, decField("core.nlinkv1", uint64(d.OnLink)))
-	} else {
+	}
+	if d.Version >= 2 {
 		fs = append(fs, decField("core.onlink", uint64(d.OnLink)))
 	}
 	fs = append(fs, decField("core.uid", uint64(d.UID)), decField("core.gid", uint64(d.GID)))

@@ -25,7 +25,18 @@ func AttrForkOffset(d *Dinode) int {
 	if d.ForkOff == 0 {
 		return 0
 	}
-	return DinodeCoreSize + int(d.ForkOff)*8
+	return d.coreSize() + int(d.ForkOff)*8
+}
+
+// coreSize is where the data fork starts. As in the kernel's
+// XFS_DFORK_DPTR it follows the inode's own version: any version but 3
+// (only a damaged inode on v5) has the 100-byte v2 core, though the fork
+// sizes are still those of the file system's v3 literal area.
+func (d *Dinode) coreSize() int {
+	if d.Version != 3 {
+		return dinodeV2CoreSize
+	}
+	return DinodeCoreSize
 }
 
 // AttrForkSize is the attr fork's size in bytes, 0 when there is none (or
@@ -43,7 +54,7 @@ func (d *Dinode) HasAttrFork() bool { return d.ForkOff != 0 }
 // DataFork returns the data fork as a slice of the inode buffer, clipped to
 // the buffer when a damaged forkoff or a short buffer says otherwise.
 func DataFork(buf []byte, d *Dinode, g *Geometry) []byte {
-	return clipSlice(buf, DinodeCoreSize, DataForkSize(d, g))
+	return clipSlice(buf, d.coreSize(), DataForkSize(d, g))
 }
 
 // AttrFork returns the attr fork as a slice of the inode buffer, nil when
@@ -64,11 +75,11 @@ func clipSlice(buf []byte, off, n int) []byte {
 	return buf[off:end:end]
 }
 
-// forkFields renders the data fork (prefix "u3") as xfs_db prints it.
+// dataForkFields renders the data fork (prefix "u3") as xfs_db prints it.
 // Shortform directories are not rendered.
 func dataForkFields(buf []byte, d *Dinode, g *Geometry) Fields {
 	const p = "u3"
-	off := DinodeCoreSize
+	off := d.coreSize()
 	switch d.Format {
 	case FmtDev:
 		if off+4 <= len(buf) {

@@ -148,7 +148,7 @@ func (h *SymlinkHeader) Fields(buf []byte) Fields {
 // fork in local format): di_size bytes of the data fork.
 func LocalSymlink(buf []byte, d *Dinode, g *Geometry) ([]byte, error) {
 	if !d.IsSymlink() || d.Format != FmtLocal {
-		return nil, fmt.Errorf("inode %d: not a local symlink: %w", d.Ino, ErrCorrupt)
+		return nil, fmt.Errorf("inode %d: not a symlink in local format", d.Ino)
 	}
 	fork := DataFork(buf, d, g)
 	if d.Size <= 0 || d.Size >= SymlinkMaxLen || d.Size > int64(len(fork)) {
