@@ -123,7 +123,7 @@ func bmdrFields(prefix string, buf []byte, off, forkSize int) Fields {
 	if n == 1 {
 		name = "[1]"
 	}
-	keys := readU64s(buf, off+bmdrKeyOff(0), n)
+	keys := beU64sAt(buf, off+bmdrKeyOff(0), n)
 	kv := make([]any, len(keys))
 	var kt []byte
 	kt = append(kt, "[startoff] "...)
@@ -135,7 +135,7 @@ func bmdrFields(prefix string, buf []byte, off, forkSize int) Fields {
 		}
 	}
 	fs = append(fs, Field{Name: prefix + ".keys" + name, Value: kv, Text: string(kt)})
-	ptrs := readU64s(buf, off+bmdrPtrOff(BmdrMaxRecs(forkSize), 0), n)
+	ptrs := beU64sAt(buf, off+bmdrPtrOff(BmdrMaxRecs(forkSize), 0), n)
 	pv := make([]any, len(ptrs))
 	var pt []byte
 	for i, p := range ptrs {
@@ -151,8 +151,8 @@ func bmdrFields(prefix string, buf []byte, off, forkSize int) Fields {
 	return append(fs, Field{Name: prefix + ".ptrs" + name, Value: pv, Text: string(pt)})
 }
 
-// readU64s reads up to n big-endian u64s at off, as many as buf holds.
-func readU64s(buf []byte, off, n int) []uint64 {
+// beU64sAt reads up to n big-endian u64s at off, as many as buf holds.
+func beU64sAt(buf []byte, off, n int) []uint64 {
 	if off < 0 || off > len(buf) {
 		return nil
 	}

@@ -470,7 +470,7 @@ func (d *Dinode) verifyCowExtSize(g *Geometry) error {
 
 var dinodeFmtNames = []string{"dev", "local", "extents", "btree", "uuid"}
 
-func fmtField(name string, f uint8) Field {
+func dinodeFmtField(name string, f uint8) Field {
 	t := fmt.Sprint(f)
 	if int(f) < len(dinodeFmtNames) {
 		t += " (" + dinodeFmtNames[f] + ")"
@@ -478,11 +478,11 @@ func fmtField(name string, f uint8) Field {
 	return Field{Name: name, Value: uint64(f), Text: t}
 }
 
-func bitField(name string, v uint64, bit uint) Field {
+func flagBitField(name string, v uint64, bit uint) Field {
 	return decField(name, v>>bit&1)
 }
 
-func timeFields(name string, t Timestamp) Fields {
+func timestampFields(name string, t Timestamp) Fields {
 	return Fields{
 		{Name: name + ".sec", Value: t.Sec, Text: dbTime(t.Sec)},
 		decField(name+".nsec", uint64(t.Nsec)),
@@ -526,7 +526,7 @@ func (d *Dinode) Fields(g *Geometry, buf []byte) Fields {
 		dbHexField("core.magic", uint64(d.Magic)),
 		dbOctField("core.mode", uint64(d.Mode)),
 		sdecField("core.version", int64(int8(d.Version))),
-		fmtField("core.format", d.Format),
+		dinodeFmtField("core.format", d.Format),
 	}
 	if d.Version == 1 {
 		fs = append(fs, decField("core.nlinkv1", uint64(d.OnLink)))
@@ -547,9 +547,9 @@ func (d *Dinode) Fields(g *Geometry, buf []byte) Fields {
 	if d.Version != 3 {
 		fs = append(fs, decField("core.flushiter", d.V3Pad&0xffff))
 	}
-	fs = append(fs, timeFields("core.atime", d.Atime)...)
-	fs = append(fs, timeFields("core.mtime", d.Mtime)...)
-	fs = append(fs, timeFields("core.ctime", d.Ctime)...)
+	fs = append(fs, timestampFields("core.atime", d.Atime)...)
+	fs = append(fs, timestampFields("core.mtime", d.Mtime)...)
+	fs = append(fs, timestampFields("core.ctime", d.Ctime)...)
 	fs = append(fs,
 		sdecField("core.size", d.Size),
 		nullField("core.nblocks", d.NBlocks, ^uint64(0)),
@@ -560,7 +560,7 @@ func (d *Dinode) Fields(g *Geometry, buf []byte) Fields {
 	fs = append(fs,
 		decField("core.naextents", uint64(d.ANExtents)),
 		decField("core.forkoff", uint64(d.ForkOff)),
-		fmtField("core.aformat", d.AFormat),
+		dinodeFmtField("core.aformat", d.AFormat),
 		dbHexField("core.dmevmask", uint64(d.DMEvMask)),
 		decField("core.dmstate", uint64(d.DMState)))
 	fl := uint64(d.Flags)
@@ -573,7 +573,7 @@ func (d *Dinode) Fields(g *Geometry, buf []byte) Fields {
 		{"nosymlinks", 10}, {"extsz", 11}, {"extszinherit", 12}, {"nodefrag", 13},
 		{"filestream", 14},
 	} {
-		fs = append(fs, bitField("core."+b.name, fl, b.bit))
+		fs = append(fs, flagBitField("core."+b.name, fl, b.bit))
 	}
 	fs = append(fs,
 		decField("core.gen", uint64(d.Gen)),
@@ -583,15 +583,15 @@ func (d *Dinode) Fields(g *Geometry, buf []byte) Fields {
 		dbHexField("v3.lsn", d.LSN),
 		dbHexField("v3.flags2", d.Flags2),
 		decField("v3.cowextsize", uint64(d.CowExtSize)))
-	fs = append(fs, timeFields("v3.crtime", d.Crtime)...)
+	fs = append(fs, timestampFields("v3.crtime", d.Crtime)...)
 	fs = append(fs,
 		nullField("v3.inumber", d.Ino, NullFSIno),
 		uuidField("v3.uuid", d.UUID),
-		bitField("v3.reflink", d.Flags2, 1),
-		bitField("v3.cowextsz", d.Flags2, 2),
-		bitField("v3.dax", d.Flags2, 0),
-		bitField("v3.bigtime", d.Flags2, 3),
-		bitField("v3.nrext64", d.Flags2, 4))
+		flagBitField("v3.reflink", d.Flags2, 1),
+		flagBitField("v3.cowextsz", d.Flags2, 2),
+		flagBitField("v3.dax", d.Flags2, 0),
+		flagBitField("v3.bigtime", d.Flags2, 3),
+		flagBitField("v3.nrext64", d.Flags2, 4))
 	fs = append(fs, dataForkFields(buf, d, g)...)
 	return append(fs, attrForkFields(buf, d, g)...)
 }

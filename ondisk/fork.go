@@ -54,7 +54,7 @@ func (d *Dinode) HasAttrFork() bool { return d.ForkOff != 0 }
 // DataFork returns the data fork as a slice of the inode buffer, clipped to
 // the buffer when a damaged forkoff or a short buffer says otherwise.
 func DataFork(buf []byte, d *Dinode, g *Geometry) []byte {
-	return clipSlice(buf, d.coreSize(), DataForkSize(d, g))
+	return clipInodeSlice(buf, d.coreSize(), DataForkSize(d, g))
 }
 
 // AttrFork returns the attr fork as a slice of the inode buffer, nil when
@@ -63,11 +63,11 @@ func AttrFork(buf []byte, d *Dinode, g *Geometry) []byte {
 	if d.ForkOff == 0 {
 		return nil
 	}
-	return clipSlice(buf, AttrForkOffset(d), AttrForkSize(d, g))
+	return clipInodeSlice(buf, AttrForkOffset(d), AttrForkSize(d, g))
 }
 
-// clipSlice returns buf[off:off+n] limited to what buf holds.
-func clipSlice(buf []byte, off, n int) []byte {
+// clipInodeSlice returns buf[off:off+n] limited to what buf holds.
+func clipInodeSlice(buf []byte, off, n int) []byte {
 	if off >= len(buf) || n <= 0 {
 		return buf[len(buf):]
 	}
@@ -97,7 +97,7 @@ func dataForkFields(buf []byte, d *Dinode, g *Geometry) Fields {
 			if d.Mode&SIFMT == SIFREG {
 				name = p + ".c"
 			}
-			b := clipSlice(buf, off, int(min(d.Size, int64(len(buf)))))
+			b := clipInodeSlice(buf, off, int(min(d.Size, int64(len(buf)))))
 			return Fields{{Name: name, Value: string(b), Text: dbCharns(b)}}
 		}
 	case FmtExtents:

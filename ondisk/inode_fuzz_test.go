@@ -12,11 +12,11 @@ import (
 	"github.com/xfsimg/xfsimg/internal/oracle"
 )
 
-// fuzzSeeds makes a small image with mkfs.xfs and a protofile (no mount
+// inoFuzzSeeds makes a small image with mkfs.xfs and a protofile (no mount
 // needed) and returns its geometry and real inodes (allocated and free)
 // as fuzz seeds, plus inodes rewritten into the forms mkfs does not make:
 // a BMBT root in the data fork and NREXT64 counters.
-func fuzzSeeds(f testing.TB) (*testImage, [][]byte) {
+func inoFuzzSeeds(f testing.TB) (*inoImage, [][]byte) {
 	f.Helper()
 	dir := f.TempDir()
 	data := filepath.Join(dir, "data")
@@ -40,7 +40,7 @@ $
 	if err := os.WriteFile(proto, []byte(spec), 0o644); err != nil {
 		f.Fatal(err)
 	}
-	im := openTestImage(f, oracle.Mkfs(f, 300<<20, "-p", proto))
+	im := openInoImage(f, oracle.Mkfs(f, 300<<20, "-p", proto))
 	g := im.g
 	var seeds [][]byte
 	var file []byte
@@ -75,7 +75,7 @@ $
 
 func FuzzDecodeDinode(f *testing.F) {
 	oracle.Require(f, oracle.Xfsprogs)
-	im, seeds := fuzzSeeds(f)
+	im, seeds := inoFuzzSeeds(f)
 	g := im.g
 	for _, s := range seeds {
 		f.Add(s)
@@ -108,7 +108,7 @@ func FuzzDecodeDinode(f *testing.F) {
 		d2 := *d
 		d2.Encode(cp)
 		if !bytes.Equal(cp[:DinodeCRCOff], data[:DinodeCRCOff]) || !bytes.Equal(cp[DinodeCRCOff+4:], data[DinodeCRCOff+4:]) {
-			t.Fatalf("re-encoding changed bytes: first difference at %d", firstDiff(cp, data))
+			t.Fatalf("re-encoding changed bytes: first difference at %d", inoFirstDiff(cp, data))
 		}
 		if (verr == nil || (d.Version >= 3 && d.CRCOK())) && !bytes.Equal(cp, data) {
 			t.Fatalf("re-encoding a valid inode changed its CRC")
@@ -144,7 +144,7 @@ func FuzzDecodeExtent(f *testing.F) {
 
 func FuzzDecodeExtents(f *testing.F) {
 	oracle.Require(f, oracle.Xfsprogs)
-	im, seeds := fuzzSeeds(f)
+	im, seeds := inoFuzzSeeds(f)
 	g := im.g
 	for _, s := range seeds {
 		d, err := DecodeDinode(s)
@@ -166,14 +166,14 @@ func FuzzDecodeExtents(f *testing.F) {
 		cp := bytes.Clone(fork)
 		EncodeExtents(cp, exts)
 		if !bytes.Equal(cp, fork) {
-			t.Fatalf("extents re-encode differently at byte %d", firstDiff(cp, fork))
+			t.Fatalf("extents re-encode differently at byte %d", inoFirstDiff(cp, fork))
 		}
 	})
 }
 
 func FuzzDecodeBmdr(f *testing.F) {
 	oracle.Require(f, oracle.Xfsprogs)
-	im, seeds := fuzzSeeds(f)
+	im, seeds := inoFuzzSeeds(f)
 	g := im.g
 	for _, s := range seeds {
 		d, err := DecodeDinode(s)
@@ -208,17 +208,17 @@ func FuzzDecodeBmdr(f *testing.F) {
 		if !bytes.Equal(used(cp), used(fork)) {
 			t.Fatalf("root re-encodes its records differently")
 		}
-		if !allZero(cp[keysEnd:ptrs]) || !allZero(cp[ptrs+8*n:bmdrPtrOff(maxrecs, maxrecs)]) {
+		if !inoAllZero(cp[keysEnd:ptrs]) || !inoAllZero(cp[ptrs+8*n:bmdrPtrOff(maxrecs, maxrecs)]) {
 			t.Fatalf("unused slots not zeroed")
 		}
 	})
 }
 
-func allZero(b []byte) bool { return bytes.Count(b, []byte{0}) == len(b) }
+func inoAllZero(b []byte) bool { return bytes.Count(b, []byte{0}) == len(b) }
 
 func FuzzDecodeSymlinkBlock(f *testing.F) {
 	oracle.Require(f, oracle.Xfsprogs)
-	im, _ := fuzzSeeds(f)
+	im, _ := inoFuzzSeeds(f)
 	g := im.g
 	for _, size := range []int{g.BlockSize, 2 * g.BlockSize, 512} {
 		b := make([]byte, size)
@@ -248,7 +248,7 @@ func FuzzDecodeSymlinkBlock(f *testing.F) {
 		h2 := *h
 		h2.Encode(cp)
 		if !bytes.Equal(cp[:SymlinkCRCOff], data[:SymlinkCRCOff]) || !bytes.Equal(cp[SymlinkCRCOff+4:], data[SymlinkCRCOff+4:]) {
-			t.Fatalf("re-encoding changed bytes: first difference at %d", firstDiff(cp, data))
+			t.Fatalf("re-encoding changed bytes: first difference at %d", inoFirstDiff(cp, data))
 		}
 		if (verr == nil || h.CRCOK()) && !bytes.Equal(cp, data) {
 			t.Fatalf("re-encoding a block with a good CRC changed it")

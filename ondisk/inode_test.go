@@ -22,21 +22,21 @@ import (
 // Lines of `xfs_db -c 'inode N' -c print` that Fields does not render:
 // shortform directories and shortform attributes belong to the directory
 // and attribute code.
-var skippedDBPrefixes = []string{"u3.sfdir3.", "a.sfattr."}
+var inoSkippedDBPrefixes = []string{"u3.sfdir3.", "a.sfattr."}
 
 // xfs_db's diagnostic for an inode whose CRC does not match is printed with
 // the fields but is not one; the CRC verdict itself is in v3.crc.
-const dbCRCDiagnostic = "Metadata CRC error detected for ino "
+const inoDBCRCDiagnostic = "Metadata CRC error detected for ino "
 
-// testImage is an image file opened for reading structures out of it.
-type testImage struct {
+// inoImage is an image file opened for reading structures out of it.
+type inoImage struct {
 	path string
 	f    *os.File
 	sb   *Superblock
 	g    *Geometry
 }
 
-func openTestImage(t testing.TB, path string) *testImage {
+func openInoImage(t testing.TB, path string) *inoImage {
 	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
@@ -54,10 +54,10 @@ func openTestImage(t testing.TB, path string) *testImage {
 	if err := sb.Verify(); err != nil {
 		t.Fatal(err)
 	}
-	return &testImage{path: path, f: f, sb: sb, g: NewGeometry(sb)}
+	return &inoImage{path: path, f: f, sb: sb, g: NewGeometry(sb)}
 }
 
-func (im *testImage) read(t testing.TB, off int64, n int) []byte {
+func (im *inoImage) read(t testing.TB, off int64, n int) []byte {
 	t.Helper()
 	b := make([]byte, n)
 	if _, err := im.f.ReadAt(b, off); err != nil {
@@ -67,7 +67,7 @@ func (im *testImage) read(t testing.TB, off int64, n int) []byte {
 }
 
 // inode reads inode ino, computing its place from the inode number alone.
-func (im *testImage) inode(t testing.TB, ino uint64) []byte {
+func (im *inoImage) inode(t testing.TB, ino uint64) []byte {
 	g := im.g
 	agno, agino := g.InoAgno(ino), g.InoAgino(ino)
 	off := g.AGBDaddr(agno, g.AginoAgbno(agino))<<BBShift + int64(g.AginoOffset(agino)*g.InodeSize)
@@ -75,13 +75,13 @@ func (im *testImage) inode(t testing.TB, ino uint64) []byte {
 }
 
 // blocks reads n file system blocks at an AG-encoded block number.
-func (im *testImage) blocks(t testing.TB, fsb uint64, n int) []byte {
+func (im *inoImage) blocks(t testing.TB, fsb uint64, n int) []byte {
 	return im.read(t, im.g.FSBOffset(fsb), n*im.g.BlockSize)
 }
 
-// popEntry is a file made through the kernel, with what stat said about it
+// inoEntry is a file made through the kernel, with what stat said about it
 // before unmounting.
-type popEntry struct {
+type inoEntry struct {
 	name   string
 	ino    uint64
 	mode   fs.FileMode
@@ -94,12 +94,12 @@ type popEntry struct {
 	target string // symlink target
 }
 
-const longTarget600 = 600
-const longTarget1000 = 1000
+const inoLongTarget600 = 600
+const inoLongTarget1000 = 1000
 
-// populate creates through the mounted kernel file system every kind of
+// inoPopulate creates through the mounted kernel file system every kind of
 // inode the decoders must handle, and returns them by name.
-func populate(t *testing.T, dir string) (map[string]*popEntry, uint64) {
+func inoPopulate(t *testing.T, dir string) (map[string]*inoEntry, uint64) {
 	t.Helper()
 	p := func(name string) string { return filepath.Join(dir, name) }
 	must := func(err error) {
@@ -141,9 +141,9 @@ func populate(t *testing.T, dir string) (map[string]*popEntry, uint64) {
 	add("short")
 	must(os.Symlink("a\tb\nc?'\"\\\xe9 z\x01\x7f", p("weird")))
 	add("weird")
-	must(os.Symlink(strings.Repeat("x", longTarget600), p("long600")))
+	must(os.Symlink(strings.Repeat("x", inoLongTarget600), p("long600")))
 	add("long600")
-	must(os.Symlink(strings.Repeat("0123456789", longTarget1000/10), p("long1000")))
+	must(os.Symlink(strings.Repeat("0123456789", inoLongTarget1000/10), p("long1000")))
 	add("long1000")
 	must(os.Mkdir(p("dir"), 0o755))
 	add("dir")
@@ -220,7 +220,7 @@ func populate(t *testing.T, dir string) (map[string]*popEntry, uint64) {
 		add(sub)
 		xfsIO(p(sub+"/file"), "pwrite 0 4k", "pwrite 64k 4k", "falloc 128k 64k")
 		add(sub + "/file")
-		must(os.Symlink(strings.Repeat("y", longTarget1000), p(sub+"/link")))
+		must(os.Symlink(strings.Repeat("y", inoLongTarget1000), p(sub+"/link")))
 		add(sub + "/link")
 	}
 	must(os.WriteFile(p("deleted"), bytes.Repeat([]byte{1}, 8192), 0o644))
@@ -230,13 +230,13 @@ func populate(t *testing.T, dir string) (map[string]*popEntry, uint64) {
 	must(os.Remove(p("deleted")))
 	oracle.Run(t, "sync")
 
-	out := map[string]*popEntry{}
+	out := map[string]*inoEntry{}
 	for _, n := range names {
 		var st unix.Stat_t
 		must(unix.Lstat(p(n), &st))
 		fi, err := os.Lstat(p(n))
 		must(err)
-		e := &popEntry{name: n, ino: st.Ino, mode: fi.Mode(), size: st.Size, nlink: uint64(st.Nlink),
+		e := &inoEntry{name: n, ino: st.Ino, mode: fi.Mode(), size: st.Size, nlink: uint64(st.Nlink),
 			uid: st.Uid, gid: st.Gid, mtime: time.Unix(st.Mtim.Unix()), ctime: time.Unix(st.Ctim.Unix())}
 		if fi.Mode()&fs.ModeSymlink != 0 {
 			e.target, err = os.Readlink(p(n))
@@ -247,8 +247,8 @@ func populate(t *testing.T, dir string) (map[string]*popEntry, uint64) {
 	return out, deleted
 }
 
-// inodeGeometries are the mkfs variants every kernel-made inode is checked on.
-var inodeGeometries = []struct {
+// inoGeometries are the mkfs variants every kernel-made inode is checked on.
+var inoGeometries = []struct {
 	name string
 	args []string
 }{
@@ -267,17 +267,17 @@ var inodeGeometries = []struct {
 // and Verify.
 func TestInodesAgainstXFSDB(t *testing.T) {
 	oracle.Require(t, oracle.Xfsprogs, oracle.Loop)
-	for _, geo := range inodeGeometries {
+	for _, geo := range inoGeometries {
 		t.Run(geo.name, func(t *testing.T) {
 			t.Parallel()
 			img := oracle.Mkfs(t, 400<<20, geo.args...)
 			dir, _ := oracle.Mount(t, img)
-			ents, deleted := populate(t, dir)
+			ents, deleted := inoPopulate(t, dir)
 			oracle.Unmount(t, dir)
-			im := openTestImage(t, img)
-			checkImageInodes(t, im, ents, deleted)
+			im := openInoImage(t, img)
+			checkInoImage(t, im, ents, deleted)
 			if geo.name == "default" {
-				testVerifyRules(t, im, ents)
+				testInoVerifyRules(t, im, ents)
 			}
 		})
 	}
@@ -288,31 +288,31 @@ func TestInodesAgainstXFSDB(t *testing.T) {
 // re-encode exactly.
 func TestMkfsInodesAgainstXFSDB(t *testing.T) {
 	oracle.Require(t, oracle.Xfsprogs)
-	im, _ := fuzzSeeds(t)
+	im, _ := inoFuzzSeeds(t)
 	var list []uint64
 	for ino := im.sb.RootIno; ino < im.sb.RootIno+InodesPerChunk; ino++ {
 		list = append(list, ino)
 	}
-	db := batchDB(t, im.path, list, "p")
+	db := inoBatchDB(t, im.path, list, "p")
 	for _, ino := range list {
 		buf := im.inode(t, ino)
 		d, err := DecodeDinode(buf)
 		if err != nil {
 			t.Fatalf("inode %d: %v", ino, err)
 		}
-		compareDBLines(t, fmt.Sprintf("inode %d", ino), db[ino], d.Fields(im.g, buf).String())
+		inoCompareDB(t, fmt.Sprintf("inode %d", ino), db[ino], d.Fields(im.g, buf).String())
 		if err := d.Verify(im.g, ino); err != nil {
 			t.Errorf("inode %d: %v", ino, err)
 		}
 		cp := bytes.Clone(buf)
 		d.Encode(cp)
 		if !bytes.Equal(cp, buf) {
-			t.Errorf("inode %d: re-encodes differently at byte %d", ino, firstDiff(cp, buf))
+			t.Errorf("inode %d: re-encodes differently at byte %d", ino, inoFirstDiff(cp, buf))
 		}
 	}
 }
 
-func checkImageInodes(t *testing.T, im *testImage, ents map[string]*popEntry, deleted uint64) {
+func checkInoImage(t *testing.T, im *inoImage, ents map[string]*inoEntry, deleted uint64) {
 	g := im.g
 	// Every inode of every chunk the files live in, allocated or not.
 	inos := map[uint64]bool{im.sb.RootIno: true, deleted: true}
@@ -326,7 +326,7 @@ func checkImageInodes(t *testing.T, im *testImage, ents map[string]*popEntry, de
 	bufs := map[uint64][]byte{}
 	for ino := range inos {
 		b := im.inode(t, ino)
-		if binary16(b) != DinodeMagic {
+		if inoBE16(b) != DinodeMagic {
 			continue // a hole in a sparse chunk
 		}
 		list = append(list, ino)
@@ -334,7 +334,7 @@ func checkImageInodes(t *testing.T, im *testImage, ents map[string]*popEntry, de
 	}
 	slices.Sort(list)
 
-	db := batchDB(t, im.path, list, "p")
+	db := inoBatchDB(t, im.path, list, "p")
 	dinodes := map[uint64]*Dinode{}
 	for _, ino := range list {
 		buf := bufs[ino]
@@ -343,14 +343,14 @@ func checkImageInodes(t *testing.T, im *testImage, ents map[string]*popEntry, de
 			t.Fatalf("inode %d: %v", ino, err)
 		}
 		dinodes[ino] = d
-		compareDBLines(t, fmt.Sprintf("inode %d", ino), db[ino], d.Fields(g, buf).String())
+		inoCompareDB(t, fmt.Sprintf("inode %d", ino), db[ino], d.Fields(g, buf).String())
 		if err := d.Verify(g, ino); err != nil {
 			t.Errorf("inode %d: Verify: %v", ino, err)
 		}
 		cp := bytes.Clone(buf)
 		d.Encode(cp)
 		if !bytes.Equal(cp, buf) {
-			t.Errorf("inode %d: encode differs from disk at byte %d", ino, firstDiff(cp, buf))
+			t.Errorf("inode %d: encode differs from disk at byte %d", ino, inoFirstDiff(cp, buf))
 		}
 	}
 	free := 0
@@ -367,15 +367,15 @@ func checkImageInodes(t *testing.T, im *testImage, ents map[string]*popEntry, de
 		t.Errorf("deleted inode %d is not free on disk", deleted)
 	}
 
-	checkStat(t, im, ents, dinodes)
-	checkMappings(t, im, list, bufs, dinodes)
-	checkSymlinks(t, im, ents, bufs, dinodes)
-	checkCoverage(t, im, ents, dinodes)
+	checkInoStat(t, im, ents, dinodes)
+	checkInoMappings(t, im, list, bufs, dinodes)
+	checkInoSymlinks(t, im, ents, bufs, dinodes)
+	checkInoCoverage(t, im, ents, dinodes)
 }
 
-func binary16(b []byte) uint16 { return uint16(b[0])<<8 | uint16(b[1]) }
+func inoBE16(b []byte) uint16 { return uint16(b[0])<<8 | uint16(b[1]) }
 
-func firstDiff(a, b []byte) int {
+func inoFirstDiff(a, b []byte) int {
 	for i := range min(len(a), len(b)) {
 		if a[i] != b[i] {
 			return i
@@ -384,16 +384,16 @@ func firstDiff(a, b []byte) int {
 	return min(len(a), len(b))
 }
 
-// batchDB runs one xfs_db for all inodes, each as "inode N" followed by
+// inoBatchDB runs one xfs_db for all inodes, each as "inode N" followed by
 // cmds, and returns each inode's output.
-func batchDB(t testing.TB, img string, inos []uint64, cmds ...string) map[uint64]string {
+func inoBatchDB(t testing.TB, img string, inos []uint64, cmds ...string) map[uint64]string {
 	t.Helper()
 	var args []string
 	for _, ino := range inos {
 		args = append(args, fmt.Sprintf("echo @@@ %d", ino), fmt.Sprintf("inode %d", ino))
 		args = append(args, cmds...)
 	}
-	out := dbStdout(t, img, args...)
+	out := inoDBStdout(t, img, args...)
 	res := map[uint64]string{}
 	var cur uint64
 	var b strings.Builder
@@ -419,10 +419,10 @@ func batchDB(t testing.TB, img string, inos []uint64, cmds ...string) map[uint64
 	return res
 }
 
-// dbStdout runs xfs_db -r and returns its standard output only: xfs_db
+// inoDBStdout runs xfs_db -r and returns its standard output only: xfs_db
 // reports CRC errors on stderr, unbuffered, and mixed into the buffered
 // stdout they could split a line.
-func dbStdout(t testing.TB, img string, cmds ...string) string {
+func inoDBStdout(t testing.TB, img string, cmds ...string) string {
 	t.Helper()
 	args := []string{"-r"}
 	for _, c := range cmds {
@@ -435,14 +435,14 @@ func dbStdout(t testing.TB, img string, cmds ...string) string {
 	return string(out)
 }
 
-// compareDBLines compares xfs_db output with ours line by line, leaving
+// inoCompareDB compares xfs_db output with ours line by line, leaving
 // out the prefixes Fields does not render.
-func compareDBLines(t testing.TB, what, db, ours string) {
+func inoCompareDB(t testing.TB, what, db, ours string) {
 	t.Helper()
 	var want []string
 	for _, l := range strings.Split(strings.TrimRight(db, "\n"), "\n") {
-		skip := strings.HasPrefix(l, dbCRCDiagnostic)
-		for _, p := range skippedDBPrefixes {
+		skip := strings.HasPrefix(l, inoDBCRCDiagnostic)
+		for _, p := range inoSkippedDBPrefixes {
 			skip = skip || strings.HasPrefix(l, p)
 		}
 		if !skip {
@@ -465,8 +465,8 @@ func compareDBLines(t testing.TB, what, db, ours string) {
 	}
 }
 
-// checkStat compares the decoded cores with what the kernel's stat said.
-func checkStat(t *testing.T, im *testImage, ents map[string]*popEntry, dinodes map[uint64]*Dinode) {
+// checkInoStat compares the decoded cores with what the kernel's stat said.
+func checkInoStat(t *testing.T, im *inoImage, ents map[string]*inoEntry, dinodes map[uint64]*Dinode) {
 	for _, e := range ents {
 		d := dinodes[e.ino]
 		if d == nil {
@@ -495,9 +495,9 @@ func checkStat(t *testing.T, im *testImage, ents map[string]*popEntry, dinodes m
 	}
 }
 
-// checkMappings decodes every extent list and BMBT root and compares the
+// checkInoMappings decodes every extent list and BMBT root and compares the
 // mapping with `xfs_db bmap`, and re-encodes the forks byte for byte.
-func checkMappings(t *testing.T, im *testImage, list []uint64, bufs map[uint64][]byte, dinodes map[uint64]*Dinode) {
+func checkInoMappings(t *testing.T, im *inoImage, list []uint64, bufs map[uint64][]byte, dinodes map[uint64]*Dinode) {
 	g := im.g
 	var mapped []uint64
 	for _, ino := range list {
@@ -505,7 +505,7 @@ func checkMappings(t *testing.T, im *testImage, list []uint64, bufs map[uint64][
 			mapped = append(mapped, ino)
 		}
 	}
-	db := batchDB(t, im.path, mapped, "bmap")
+	db := inoBatchDB(t, im.path, mapped, "bmap")
 	for _, ino := range mapped {
 		d, buf := dinodes[ino], bufs[ino]
 		var want strings.Builder
@@ -521,7 +521,7 @@ func checkMappings(t *testing.T, im *testImage, list []uint64, bufs map[uint64][
 			if fk.n == 0 {
 				continue
 			}
-			exts := forkExtents(t, im, ino, fk.name, fk.format, fk.n, fk.fork)
+			exts := inoForkExtents(t, im, ino, fk.name, fk.format, fk.n, fk.fork)
 			if uint64(len(exts)) != fk.n {
 				t.Errorf("inode %d %s: %d extents mapped, core says %d", ino, fk.name, len(exts), fk.n)
 			}
@@ -543,10 +543,10 @@ func checkMappings(t *testing.T, im *testImage, list []uint64, bufs map[uint64][
 	}
 }
 
-// forkExtents decodes one fork's mapping: the records in the inode, or the
+// inoForkExtents decodes one fork's mapping: the records in the inode, or the
 // leaves of the BMBT whose root is in the inode. It also checks that
 // re-encoding reproduces the fork bytes.
-func forkExtents(t *testing.T, im *testImage, ino uint64, name string, format uint8, n uint64, fork []byte) []Extent {
+func inoForkExtents(t *testing.T, im *inoImage, ino uint64, name string, format uint8, n uint64, fork []byte) []Extent {
 	switch format {
 	case FmtExtents:
 		exts, err := DecodeExtents(fork, n)
@@ -557,7 +557,7 @@ func forkExtents(t *testing.T, im *testImage, ino uint64, name string, format ui
 		cp := bytes.Clone(fork)
 		EncodeExtents(cp, exts)
 		if !bytes.Equal(cp, fork) {
-			t.Errorf("inode %d %s: extents re-encode differently at byte %d", ino, name, firstDiff(cp, fork))
+			t.Errorf("inode %d %s: extents re-encode differently at byte %d", ino, name, inoFirstDiff(cp, fork))
 		}
 		return exts
 	case FmtBtree:
@@ -572,11 +572,11 @@ func forkExtents(t *testing.T, im *testImage, ino uint64, name string, format ui
 		cp := bytes.Clone(fork)
 		r.Encode(cp)
 		if !bytes.Equal(cp, fork) {
-			t.Errorf("inode %d %s: bmbt root re-encodes differently at byte %d", ino, name, firstDiff(cp, fork))
+			t.Errorf("inode %d %s: bmbt root re-encodes differently at byte %d", ino, name, inoFirstDiff(cp, fork))
 		}
 		var exts []Extent
 		for i, p := range r.Ptrs {
-			sub := walkBMBT(t, im, p, int(r.Level)-1)
+			sub := inoWalkBMBT(t, im, p, int(r.Level)-1)
 			if len(sub) == 0 || sub[0].StartOff != r.Keys[i] {
 				t.Errorf("inode %d %s: root key %d is %d, child starts at %v", ino, name, i+1, r.Keys[i], sub)
 			}
@@ -588,15 +588,15 @@ func forkExtents(t *testing.T, im *testImage, ino uint64, name string, format ui
 	return nil
 }
 
-// walkBMBT reads the long-format v5 BMBT blocks below a root pointer (a
+// inoWalkBMBT reads the long-format v5 BMBT blocks below a root pointer (a
 // test-only reader: 72-byte header, then keys and pointers or records).
-func walkBMBT(t *testing.T, im *testImage, fsb uint64, level int) []Extent {
+func inoWalkBMBT(t *testing.T, im *inoImage, fsb uint64, level int) []Extent {
 	const hdr = 72
 	b := im.blocks(t, fsb, 1)
-	if string(b[:4]) != "BMA3" || int(binary16(b[4:])) != level {
-		t.Fatalf("bmbt block %d: magic %q level %d, want BMA3 level %d", fsb, b[:4], binary16(b[4:]), level)
+	if string(b[:4]) != "BMA3" || int(inoBE16(b[4:])) != level {
+		t.Fatalf("bmbt block %d: magic %q level %d, want BMA3 level %d", fsb, b[:4], inoBE16(b[4:]), level)
 	}
-	n := int(binary16(b[6:]))
+	n := int(inoBE16(b[6:]))
 	if level == 0 {
 		exts, err := DecodeExtents(b[hdr:], uint64(n))
 		if err != nil {
@@ -607,15 +607,15 @@ func walkBMBT(t *testing.T, im *testImage, fsb uint64, level int) []Extent {
 	maxrecs := (im.g.BlockSize - hdr) / 16
 	var out []Extent
 	for i := 0; i < n; i++ {
-		p := readU64s(b, hdr+maxrecs*8+i*8, 1)[0]
-		out = append(out, walkBMBT(t, im, p, level-1)...)
+		p := beU64sAt(b, hdr+maxrecs*8+i*8, 1)[0]
+		out = append(out, inoWalkBMBT(t, im, p, level-1)...)
 	}
 	return out
 }
 
-// checkSymlinks reads every symlink target back: from the inode, or from
+// checkInoSymlinks reads every symlink target back: from the inode, or from
 // the remote blocks (checked against `xfs_db dblock 0`).
-func checkSymlinks(t *testing.T, im *testImage, ents map[string]*popEntry, bufs map[uint64][]byte, dinodes map[uint64]*Dinode) {
+func checkInoSymlinks(t *testing.T, im *inoImage, ents map[string]*inoEntry, bufs map[uint64][]byte, dinodes map[uint64]*Dinode) {
 	g := im.g
 	var remote []uint64
 	for _, e := range ents {
@@ -651,7 +651,7 @@ func checkSymlinks(t *testing.T, im *testImage, ents map[string]*popEntry, bufs 
 			cp := bytes.Clone(blk)
 			h.Encode(cp)
 			if !bytes.Equal(cp, blk) {
-				t.Errorf("%s: symlink header re-encodes differently at byte %d", e.name, firstDiff(cp, blk))
+				t.Errorf("%s: symlink header re-encodes differently at byte %d", e.name, inoFirstDiff(cp, blk))
 			}
 			target = append(target, payload...)
 		}
@@ -663,7 +663,7 @@ func checkSymlinks(t *testing.T, im *testImage, ents map[string]*popEntry, bufs 
 		}
 	}
 	slices.Sort(remote)
-	db := batchDB(t, im.path, remote, "dblock 0", "p")
+	db := inoBatchDB(t, im.path, remote, "dblock 0", "p")
 	for _, ino := range remote {
 		d, buf := dinodes[ino], bufs[ino]
 		exts, _ := DecodeExtents(DataFork(buf, d, g), d.NExtents)
@@ -671,13 +671,13 @@ func checkSymlinks(t *testing.T, im *testImage, ents map[string]*popEntry, bufs 
 		// and a clipped target there; the same block gives the same view.
 		blk := im.blocks(t, exts[0].StartBlock, 1)
 		h, _, _ := DecodeSymlinkBlock(blk)
-		compareDBLines(t, fmt.Sprintf("symlink block of inode %d", ino), db[ino], h.Fields(blk).String())
+		inoCompareDB(t, fmt.Sprintf("symlink block of inode %d", ino), db[ino], h.Fields(blk).String())
 	}
 }
 
-// checkCoverage makes sure the image really has the cases the test claims to
+// checkInoCoverage makes sure the image really has the cases the test claims to
 // check, so that a change in kernel behaviour cannot make it vacuous.
-func checkCoverage(t *testing.T, im *testImage, ents map[string]*popEntry, dinodes map[uint64]*Dinode) {
+func checkInoCoverage(t *testing.T, im *inoImage, ents map[string]*inoEntry, dinodes map[uint64]*Dinode) {
 	g := im.g
 	lit := LiteralSize(g)
 	d := func(name string) *Dinode { return dinodes[ents[name].ino] }
@@ -691,7 +691,7 @@ func checkCoverage(t *testing.T, im *testImage, ents map[string]*popEntry, dinod
 		{"xattr-short has a local attr fork", d("xattr-short").AFormat == FmtLocal},
 		{"short is local", d("short").Format == FmtLocal},
 		{"long1000 is remote", d("long1000").Format == FmtExtents},
-		{"long600 is remote when it does not fit", d("long600").Format == FmtExtents || lit >= longTarget600},
+		{"long600 is remote when it does not fit", d("long600").Format == FmtExtents || lit >= inoLongTarget600},
 		{"unwritten has the prealloc flag", d("unwritten").Flags&DiFlagPrealloc != 0},
 		{"dir is local", d("dir").Format == FmtLocal},
 		{"bigdir is in extents", d("bigdir").Format == FmtExtents},
@@ -729,10 +729,10 @@ func checkCoverage(t *testing.T, im *testImage, ents map[string]*popEntry, dinod
 	}
 }
 
-// testVerifyRules breaks real inodes one rule at a time (re-stamping the
+// testInoVerifyRules breaks real inodes one rule at a time (re-stamping the
 // CRC) and checks that Verify rejects each, and that the unbroken inodes
 // and free inodes pass.
-func testVerifyRules(t *testing.T, im *testImage, ents map[string]*popEntry) {
+func testInoVerifyRules(t *testing.T, im *inoImage, ents map[string]*inoEntry) {
 	g := im.g
 	lit := LiteralSize(g)
 	type mut func(d *Dinode, g *Geometry)
@@ -1074,7 +1074,7 @@ func TestDBCharns(t *testing.T) {
 // that Fields still prints them exactly as xfs_db does.
 func TestDamagedInodeFields(t *testing.T) {
 	oracle.Require(t, oracle.Xfsprogs)
-	im, _ := fuzzSeeds(t)
+	im, _ := inoFuzzSeeds(t)
 	g := im.g
 	bases := map[string][]byte{}
 	var free []uint64
@@ -1197,9 +1197,9 @@ func TestDamagedInodeFields(t *testing.T) {
 		}
 		want[ino], names[ino] = b, c.name
 	}
-	db := batchDB(t, im.path, free[:len(cases)], "p")
+	db := inoBatchDB(t, im.path, free[:len(cases)], "p")
 	for ino, b := range want {
 		d, _ := DecodeDinode(b)
-		compareDBLines(t, names[ino], db[ino], d.Fields(g, b).String())
+		inoCompareDB(t, names[ino], db[ino], d.Fields(g, b).String())
 	}
 }
