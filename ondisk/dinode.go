@@ -489,42 +489,14 @@ func timestampFields(name string, t Timestamp) Fields {
 	}
 }
 
-// dbHexField renders as printf("%#x"): zero has no 0x prefix.
-func dbHexField(name string, v uint64) Field {
-	if v == 0 {
-		return Field{Name: name, Value: v, Text: "0"}
-	}
-	return hexField(name, v)
-}
-
-// dbOctField renders as printf("%#o").
-func dbOctField(name string, v uint64) Field {
-	if v == 0 {
-		return Field{Name: name, Value: v, Text: "0"}
-	}
-	return octField(name, v)
-}
-
-// dbCRCField renders a CRC as xfs_db does: it reads the four stored bytes
-// as a big-endian number, so the value shown is the byte swap of the
-// kernel's (little-endian) CRC; the JSON value keeps the kernel's.
-func dbCRCField(name string, crc uint32, ok bool) Field {
-	verdict := "correct"
-	if !ok {
-		verdict = "bad"
-	}
-	shown := uint64(crc>>24 | crc>>8&0xff00 | crc<<8&0xff0000 | crc<<24)
-	return Field{Name: name, Value: uint64(crc), Text: dbHexField("", shown).Text + " (" + verdict + ")"}
-}
-
 // Fields lists the inode as `xfs_db -c 'inode N' -c print` does on a v5
 // file system: core.*, next_unlinked, v3.*, then the data fork (u3.*) and
 // the attr fork (a.*). buf is the whole inode. Shortform directories
 // (u3.sfdir3.*) and shortform attributes (a.sfattr.*) are left out.
 func (d *Dinode) Fields(g *Geometry, buf []byte) Fields {
 	fs := Fields{
-		dbHexField("core.magic", uint64(d.Magic)),
-		dbOctField("core.mode", uint64(d.Mode)),
+		hexField("core.magic", uint64(d.Magic)),
+		octField("core.mode", uint64(d.Mode)),
 		sdecField("core.version", int64(int8(d.Version))),
 		dinodeFmtField("core.format", d.Format),
 	}
@@ -561,7 +533,7 @@ func (d *Dinode) Fields(g *Geometry, buf []byte) Fields {
 		decField("core.naextents", uint64(d.ANExtents)),
 		decField("core.forkoff", uint64(d.ForkOff)),
 		dinodeFmtField("core.aformat", d.AFormat),
-		dbHexField("core.dmevmask", uint64(d.DMEvMask)),
+		hexField("core.dmevmask", uint64(d.DMEvMask)),
 		decField("core.dmstate", uint64(d.DMState)))
 	fl := uint64(d.Flags)
 	for _, b := range []struct {
@@ -578,10 +550,10 @@ func (d *Dinode) Fields(g *Geometry, buf []byte) Fields {
 	fs = append(fs,
 		decField("core.gen", uint64(d.Gen)),
 		nullField("next_unlinked", uint64(d.NextUnlinked), uint64(NullAGIno)),
-		dbCRCField("v3.crc", d.CRC, d.crcOK),
+		crcField("v3.crc", d.CRC, d.crcOK),
 		decField("v3.change_count", d.ChangeCount),
-		dbHexField("v3.lsn", d.LSN),
-		dbHexField("v3.flags2", d.Flags2),
+		hexField("v3.lsn", d.LSN),
+		hexField("v3.flags2", d.Flags2),
 		decField("v3.cowextsize", uint64(d.CowExtSize)))
 	fs = append(fs, timestampFields("v3.crtime", d.Crtime)...)
 	fs = append(fs,

@@ -95,7 +95,11 @@ func xdbHexText(v uint64) string {
 	return "0x" + strconv.FormatUint(v, 16)
 }
 
+// octField renders like printf("%#o"): "0" for zero, else a leading 0.
 func octField(name string, v uint64) Field {
+	if v == 0 {
+		return Field{Name: name, Value: v, Text: "0"}
+	}
 	return Field{Name: name, Value: v, Text: "0" + strconv.FormatUint(v, 8)}
 }
 

@@ -83,7 +83,7 @@ func dataForkFields(buf []byte, d *Dinode, g *Geometry) Fields {
 	switch d.Format {
 	case FmtDev:
 		if off+4 <= len(buf) {
-			return Fields{dbHexField(p+".dev", uint64(binary.BigEndian.Uint32(buf[off:])))}
+			return Fields{hexField(p+".dev", uint64(binary.BigEndian.Uint32(buf[off:])))}
 		}
 	case FmtLocal:
 		switch d.Mode & SIFMT {

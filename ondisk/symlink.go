@@ -121,14 +121,14 @@ func (h *SymlinkHeader) Encode(buf []byte) {
 // xfs_db the data shown is bounded by it.
 func (h *SymlinkHeader) Fields(buf []byte) Fields {
 	fs := Fields{
-		dbHexField("magic", uint64(h.Magic)),
+		hexField("magic", uint64(h.Magic)),
 		decField("offset", uint64(h.Offset)),
 		decField("bytes", uint64(h.Bytes)),
-		dbCRCField("crc", h.CRC, h.crcOK),
+		crcField("crc", h.CRC, h.crcOK),
 		uuidField("uuid", h.UUID),
 		nullField("owner", h.Owner, NullFSIno),
 		nullField("bno", h.Blkno, NullFSBlock),
-		dbHexField("lsn", h.LSN),
+		hexField("lsn", h.LSN),
 	}
 	if h.Magic != SymlinkMagic || len(buf) < SymlinkHeaderSize {
 		return fs
