@@ -125,8 +125,8 @@ func corrupt(t *testing.T, fixture string, cmds ...string) string {
 
 func TestDamagedImages(t *testing.T) {
 	t.Run("bad AGF CRC", func(t *testing.T) {
-		// xfs_db -d writes without recomputing the CRC.
-		img := corrupt(t, "sample", "agf 1", "write -d freeblks 12345")
+		// xfs_db write -c leaves the CRC as it was, so it no longer matches.
+		img := corrupt(t, "sample", "agf 1", "write -c freeblks 12345")
 		expectOneLineError(t, "agf 1", "inspect", img)
 		r := runCLI(t, "inspect", img)
 		if !strings.Contains(r.err, "CRC") {
@@ -149,7 +149,7 @@ func TestDamagedImages(t *testing.T) {
 		expectOneLineError(t, "bnobt", "inspect", img, "freesp")
 	})
 	t.Run("bad inode CRC", func(t *testing.T) {
-		img := corrupt(t, "sample", "inode 131", "write -d core.size 1")
+		img := corrupt(t, "sample", "inode 131", "write -c core.size 1")
 		expectOneLineError(t, "inode 131", "cat", img, "/README.txt")
 	})
 }

@@ -171,7 +171,7 @@ func xfsDBBmaps(t *testing.T, img string, inos []uint64) map[uint64][]string {
 		batch := inos[start:min(start+400, len(inos))]
 		var cmds []string
 		for _, ino := range batch {
-			cmds = append(cmds, fmt.Sprintf("inode %d", ino), "p core.nextents", "bmap", "bmap -a")
+			cmds = append(cmds, fmt.Sprintf("inode %d", ino), "p core.nextents", "bmap") // both forks
 		}
 		i := -1
 		for _, line := range strings.Split(oracle.DB(t, img, cmds...), "\n") {
