@@ -3,6 +3,8 @@ package ondisk
 import (
 	"encoding/binary"
 	"fmt"
+	"math/bits"
+	"strings"
 )
 
 // The dabtree (directory leaf/node space and attribute forks) indexes
@@ -32,7 +34,12 @@ type DA3BlkInfo struct {
 	LSN        uint64
 	UUID       UUID
 	Owner      uint64
+
+	crcOK bool // whether the CRC matched the block when decoded or encoded
 }
+
+// CRCOK reports whether the CRC matched the block when it was decoded.
+func (h *DA3BlkInfo) CRCOK() bool { return h.crcOK }
 
 // DA3Magic returns the 16-bit magic of a dabtree block, which tells node
 // blocks from the leaf blocks of the directory or attribute code.
@@ -53,6 +60,7 @@ func decodeDA3BlkInfo(buf []byte) DA3BlkInfo {
 		Blkno: be.Uint64(buf[16:]),
 		LSN:   be.Uint64(buf[24:]),
 		Owner: be.Uint64(buf[48:]),
+		crcOK: VerifyCRC(buf, DA3BlkInfoCRCOff),
 	}
 	copy(h.UUID[:], buf[32:48])
 	return h
@@ -176,5 +184,41 @@ func (n *DANode) Encode(buf []byte) error {
 	}
 	StampCRC(buf, DA3BlkInfoCRCOff)
 	n.CRC = StoredCRC(buf, DA3BlkInfoCRCOff)
+	n.crcOK = true
 	return nil
+}
+
+// fields renders the blkinfo as xfs_db does under prefix (e.g. "nhdr.info").
+func (h *DA3BlkInfo) fields(prefix string) Fields {
+	return Fields{
+		decField(prefix+".hdr.forw", uint64(h.Forw)),
+		decField(prefix+".hdr.back", uint64(h.Back)),
+		hexField(prefix+".hdr.magic", uint64(h.Magic)),
+		crcField(prefix+".crc", bits.ReverseBytes32(h.CRC), h.crcOK), // xfs_db shows the bytes as big-endian,
+		decField(prefix+".bno", h.Blkno),
+		dbHexField(prefix+".lsn", h.LSN),
+		uuidField(prefix+".uuid", h.UUID),
+		decField(prefix+".owner", h.Owner),
+	}
+}
+
+// Fields lists the node as xfs_db prints it: the keys as one multi-line
+// "nbtree" value of [hashval,before] pairs.
+func (n *DANode) Fields() Fields {
+	fs := n.DA3BlkInfo.fields("nhdr.info")
+	fs = append(fs, decField("nhdr.count", uint64(n.Count)), decField("nhdr.level", uint64(n.Level)))
+	if len(n.Ents) == 0 {
+		return fs
+	}
+	var t strings.Builder
+	t.WriteString("[hashval,before] ")
+	v := make([]any, len(n.Ents))
+	for i, e := range n.Ents {
+		fmt.Fprintf(&t, "\n%d:[%s,%d]", i, dbHexField("", uint64(e.Hash)).Text, e.Before)
+		if i+1 < len(n.Ents) {
+			t.WriteByte(' ')
+		}
+		v[i] = map[string]uint64{"hashval": uint64(e.Hash), "before": uint64(e.Before)}
+	}
+	return append(fs, Field{Name: dbArrayName("nbtree", len(n.Ents)), Value: v, Text: t.String()})
 }

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"math/bits"
+	"strings"
 )
 
 // Directory block magics and the layout of the directory address space.
@@ -71,7 +73,12 @@ type Dir3BlkHdr struct {
 	LSN   uint64
 	UUID  UUID
 	Owner uint64
+
+	crcOK bool // whether the CRC matched the block when decoded or encoded
 }
+
+// CRCOK reports whether the CRC matched the block when it was decoded.
+func (h *Dir3BlkHdr) CRCOK() bool { return h.crcOK }
 
 func decodeDir3BlkHdr(buf []byte) Dir3BlkHdr {
 	be := binary.BigEndian
@@ -81,6 +88,7 @@ func decodeDir3BlkHdr(buf []byte) Dir3BlkHdr {
 		Blkno: be.Uint64(buf[8:]),
 		LSN:   be.Uint64(buf[16:]),
 		Owner: be.Uint64(buf[40:]),
+		crcOK: VerifyCRC(buf, Dir3BlkHdrCRCOff),
 	}
 	copy(h.UUID[:], buf[24:40])
 	return h
@@ -505,5 +513,93 @@ func (b *DirDataBlock) Encode(buf []byte, hasFType bool) error {
 	}
 	StampCRC(buf, Dir3BlkHdrCRCOff)
 	b.Hdr.CRC = StoredCRC(buf, Dir3BlkHdrCRCOff)
+	b.Hdr.crcOK = true
 	return nil
+}
+
+// fields renders the header as xfs_db does under prefix (e.g. "bhdr.hdr").
+func (h *Dir3BlkHdr) fields(prefix string) Fields {
+	return Fields{
+		hexField(prefix+".magic", uint64(h.Magic)),
+		crcField(prefix+".crc", bits.ReverseBytes32(h.CRC), h.crcOK), // xfs_db shows the bytes as big-endian,
+		decField(prefix+".bno", h.Blkno),
+		dbHexField(prefix+".lsn", h.LSN),
+		uuidField(prefix+".uuid", h.UUID),
+		decField(prefix+".owner", h.Owner),
+	}
+}
+
+// Fields lists the block as xfs_db prints it after "dblock N": bhdr/bu/
+// bleaf/btail for the single-block form, dhdr/du for a data block. For an
+// unused region xfs_db also prints a "filetype" read from wherever a name
+// would end in the stale bytes; that is not a field of the format and is
+// left out.
+func (b *DirDataBlock) Fields(hasFType bool) Fields {
+	h, u := "dhdr", "du"
+	if b.IsBlock() {
+		h, u = "bhdr", "bu"
+	}
+	fs := b.Hdr.fields(h + ".hdr")
+	for i, f := range b.BestFree {
+		p := fmt.Sprintf("%s.bestfree[%d].", h, i)
+		fs = append(fs, dbHexField(p+"offset", uint64(f.Offset)), dbHexField(p+"length", uint64(f.Length)))
+	}
+	ei, ui := 0, 0
+	for i := 0; ei < len(b.Entries) || ui < len(b.Unused); i++ {
+		p := fmt.Sprintf("%s[%d].", u, i)
+		if ui < len(b.Unused) && (ei == len(b.Entries) || b.Unused[ui].Off < b.Entries[ei].Off) {
+			x := b.Unused[ui]
+			fs = append(fs, hexField(p+"freetag", DirDataFreeTag), dbHexField(p+"length", uint64(x.Length)),
+				dbHexField(p+"tag", uint64(x.Off)))
+			ui++
+			continue
+		}
+		e := b.Entries[ei]
+		fs = append(fs, decField(p+"inumber", e.Ino), decField(p+"namelen", uint64(len(e.Name))),
+			Field{Name: p + "name", Value: string(e.Name), Text: quoteDB(e.Name)})
+		if hasFType {
+			fs = append(fs, decField(p+"filetype", uint64(e.FType)))
+		}
+		fs = append(fs, dbHexField(p+"tag", uint64(e.Tag)))
+		ei++
+	}
+	if b.IsBlock() {
+		for i, l := range b.Leaf {
+			p := fmt.Sprintf("bleaf[%d].", i)
+			fs = append(fs, dbHexField(p+"hashval", uint64(l.Hash)), dbHexField(p+"address", uint64(l.Address)))
+		}
+		fs = append(fs, decField("btail.count", uint64(len(b.Leaf))), decField("btail.stale", uint64(b.Stale)))
+	}
+	return fs
+}
+
+// dbHexField is a hex field as xfs_db prints it: 0 as "0", else 0x....
+func dbHexField(name string, v uint64) Field {
+	if v == 0 {
+		return Field{Name: name, Value: v, Text: "0"}
+	}
+	return hexField(name, v)
+}
+
+// dbHexArray is an array of small hex values as xfs_db prints it on one
+// line: "name[0-2] = 0:0x18 1:0x330 2:0".
+func dbHexArray(name string, vals []uint16) Field {
+	var t strings.Builder
+	v := make([]any, len(vals))
+	for i, x := range vals {
+		if i > 0 {
+			t.WriteByte(' ')
+		}
+		fmt.Fprintf(&t, "%d:%s", i, dbHexField("", uint64(x)).Text)
+		v[i] = uint64(x)
+	}
+	return Field{Name: dbArrayName(name, len(vals)), Value: v, Text: t.String()}
+}
+
+// dbArrayName is name[0-(n-1)], or name[0] for one element.
+func dbArrayName(name string, n int) string {
+	if n == 1 {
+		return name + "[0]"
+	}
+	return fmt.Sprintf("%s[0-%d]", name, n-1)
 }

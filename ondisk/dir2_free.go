@@ -106,5 +106,18 @@ func (f *DirFree) Encode(buf []byte) error {
 	}
 	StampCRC(buf, Dir3BlkHdrCRCOff)
 	f.Hdr.CRC = StoredCRC(buf, Dir3BlkHdrCRCOff)
+	f.Hdr.crcOK = true
 	return nil
+}
+
+// Fields lists the block as xfs_db prints it: fhdr, then the bests on one
+// line.
+func (f *DirFree) Fields() Fields {
+	fs := f.Hdr.fields("fhdr.hdr")
+	fs = append(fs, decField("fhdr.firstdb", uint64(f.FirstDB)), decField("fhdr.nvalid", uint64(f.NValid)),
+		decField("fhdr.nused", uint64(f.NUsed)))
+	if len(f.Bests) > 0 {
+		fs = append(fs, dbHexArray("fbests", f.Bests))
+	}
+	return fs
 }

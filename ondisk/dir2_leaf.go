@@ -165,5 +165,24 @@ func (l *DirLeaf) Encode(buf []byte) error {
 	}
 	StampCRC(buf, DA3BlkInfoCRCOff)
 	l.CRC = StoredCRC(buf, DA3BlkInfoCRCOff)
+	l.crcOK = true
 	return nil
+}
+
+// Fields lists the leaf as xfs_db prints it: lhdr, for LEAF1 the bests on
+// one line, lents, and for LEAF1 the tail.
+func (l *DirLeaf) Fields() Fields {
+	fs := l.DA3BlkInfo.fields("lhdr.info")
+	fs = append(fs, decField("lhdr.count", uint64(l.Count)), decField("lhdr.stale", uint64(l.Stale)))
+	if l.IsLeaf1() && len(l.Bests) > 0 {
+		fs = append(fs, dbHexArray("lbests", l.Bests))
+	}
+	for i, e := range l.Ents {
+		p := fmt.Sprintf("lents[%d].", i)
+		fs = append(fs, dbHexField(p+"hashval", uint64(e.Hash)), dbHexField(p+"address", uint64(e.Address)))
+	}
+	if l.IsLeaf1() {
+		fs = append(fs, decField("ltail.bestcount", uint64(len(l.Bests))))
+	}
+	return fs
 }

@@ -235,3 +235,27 @@ func dirCheckName(name []byte) error {
 	}
 	return nil
 }
+
+// Fields lists the directory as xfs_db prints the fork, with names
+// relative to it ("hdr.count"; xfs_db's inode print puts "u3.sfdir3."
+// before them). Inode numbers are .i4 or .i8 by the fork's width.
+func (s *DirSF) Fields(hasFType bool) Fields {
+	w := ".i4"
+	if s.I8 {
+		w = ".i8"
+	}
+	fs := Fields{
+		decField("hdr.count", uint64(len(s.Entries))),
+		decField("hdr.i8count", uint64(s.i8Count())),
+		decField("hdr.parent"+w, s.Parent),
+	}
+	for i, e := range s.Entries {
+		p := fmt.Sprintf("list[%d].", i)
+		fs = append(fs, decField(p+"namelen", uint64(len(e.Name))), dbHexField(p+"offset", uint64(e.Offset)),
+			Field{Name: p + "name", Value: string(e.Name), Text: quoteDB(e.Name)}, decField(p+"inumber"+w, e.Ino))
+		if hasFType {
+			fs = append(fs, decField(p+"filetype", uint64(e.FType)))
+		}
+	}
+	return fs
+}
