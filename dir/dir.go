@@ -137,6 +137,9 @@ func (d *Dir) Form() string {
 
 // FormErr is Form with the reason when the form cannot be decided.
 func (d *Dir) FormErr() (string, error) {
+	if d.g.DirBlkFSBs < 1 || d.g.DirBlkSize != d.g.DirBlkFSBs*d.g.BlockSize || d.g.DirBlkSize < 512 {
+		return "", d.errorf("geometry: directory block of %d bytes in %d blocks of %d", d.g.DirBlkSize, d.g.DirBlkFSBs, d.g.BlockSize)
+	}
 	switch d.format {
 	case formatLocal:
 		return FormShortform, nil

@@ -66,6 +66,9 @@ func TestDirectories(t *testing.T) {
 			for _, di := range im.Dirs {
 				t.Run(di.Path, func(t *testing.T) { checkDir(t, im, r, di) })
 			}
+			if geo.Name == "4k" {
+				t.Run("corrupt", func(t *testing.T) { checkCorruption(t, im) })
+			}
 		})
 	}
 }
