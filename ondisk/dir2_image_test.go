@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"os"
 	"regexp"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -239,15 +237,8 @@ func (c *coverage) add(f func(c *coverage)) {
 // through Encode.
 func TestDirStructuresOnRealImages(t *testing.T) {
 	cov := &coverage{kinds: map[string]int{}}
-	// 4 KiB blocks, and 1 KiB blocks under 4 KiB directory blocks; the
-	// -n size geometries too with XFSIMG_LONG=1 (package dir's tests
-	// always run them).
-	geos := dirtest.Geometries[:2]
-	if os.Getenv("XFSIMG_LONG") == "1" {
-		geos = dirtest.Geometries
-	}
 	t.Run("geometries", func(t *testing.T) {
-		for _, geo := range geos {
+		for _, geo := range dirtest.Geometries {
 			t.Run(geo.Name, func(t *testing.T) {
 				t.Parallel()
 				im, blocks := imageBlocks(t, geo.Name, geo.Args)
@@ -462,23 +453,11 @@ var unusedFType = regexp.MustCompile(`^([bd]u\[\d+\])\.filetype = `)
 func compareWithXfsDB(t *testing.T, im *dirtest.Image, blocks []*dirBlock) {
 	byDir := map[*dirtest.DirInfo][]*dirBlock{}
 	var order []*dirtest.DirInfo
-	// xfs_db is slow to print thousands of entries: unless XFSIMG_LONG=1,
-	// compare the first and last few blocks of each kind in a directory.
-	const sample = 3
-	perKind := map[string][]*dirBlock{}
-	for _, b := range blocks {
-		k := b.dir.Path + "/" + b.kind
-		perKind[k] = append(perKind[k], b)
-	}
 	for _, b := range blocks {
 		if byDir[b.dir] == nil {
 			order = append(order, b.dir)
 		}
-		same := perKind[b.dir.Path+"/"+b.kind]
-		i := slices.Index(same, b)
-		if os.Getenv("XFSIMG_LONG") == "1" || i < sample || i >= len(same)-sample {
-			byDir[b.dir] = append(byDir[b.dir], b)
-		}
+		byDir[b.dir] = append(byDir[b.dir], b)
 	}
 	for _, di := range order {
 		cmds := []string{fmt.Sprintf("inode %d", di.Ino)}
