@@ -75,7 +75,8 @@ const (
 
 // Dir is one directory, read through the mapping and reader it was made
 // with. It caches blocks it has read and verified: it is a view of the
-// image at one moment, not to be used across changes to the directory.
+// image at one moment, not to be used across changes to the directory,
+// and not safe for concurrent use.
 type Dir struct {
 	g      *ondisk.Geometry
 	ino    uint64

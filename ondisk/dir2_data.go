@@ -288,8 +288,8 @@ func (b *DirDataBlock) Verify(buf []byte, g *Geometry, ino uint64, daddr int64) 
 	}
 	what = fmt.Sprintf("%s at daddr %d", what, daddr)
 	end := b.DataEnd(len(buf))
-	if end < Dir3DataHdrSize {
-		return Corruptf("%s: leaf entries overlap the header", what)
+	if maxLeaf := (len(buf) - DirBlockTailSize - Dir3DataHdrSize) / DirLeafEntrySize; b.IsBlock() && len(b.Leaf) >= maxLeaf {
+		return Corruptf("%s: %d leaf entries leave no room for data (at most %d)", what, len(b.Leaf), maxLeaf-1)
 	}
 	for i, e := range b.Entries {
 		if err := dirCheckName(e.Name); err != nil {

@@ -46,7 +46,9 @@ func FuzzDecodeDirDataBlock(f *testing.F) {
 		if err != nil {
 			return
 		}
-		_ = d.Fields(hasFType).String()
+		if len(d.Entries)+len(d.Unused)+len(d.Leaf) <= 64 { // Fields is costly; it only formats what decoded
+			_ = d.Fields(hasFType).String()
+		}
 		gg := *g
 		gg.DirBlkSize, gg.HasFType, gg.MetaUUID = len(buf), hasFType, d.Hdr.UUID
 		c, ok := selfVerify(buf, [][2]int{{60, 64}}, ondisk.Dir3BlkHdrCRCOff, func(c []byte) error {
