@@ -236,6 +236,9 @@ func DecodeDirDataBlock(buf []byte, hasFType bool) (*DirDataBlock, error) {
 			off += length
 			continue
 		}
+		if end-off < DirDataEntSize(1, hasFType) {
+			return nil, Corruptf("%s: %d bytes left at offset %d, too few for an entry", what, end-off, off)
+		}
 		namelen := int(buf[off+8])
 		if namelen == 0 {
 			return nil, Corruptf("%s: entry at offset %d has a zero name length", what, off)

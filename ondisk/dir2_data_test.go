@@ -65,3 +65,20 @@ func FuzzDecodeDirDataBlock(f *testing.F) {
 			dataUndefined(d, hasFType), ondisk.Dir3BlkHdrCRCOff)
 	})
 }
+
+// A fuzzer found this: eight bytes left at the end of the data area that
+// are not an unused region must be refused before the name length (at
+// byte 8 of an entry) is read past the block.
+func TestDecodeDirDataBlockShortTail(t *testing.T) {
+	buf := make([]byte, 512)
+	d := &ondisk.DirDataBlock{Hdr: ondisk.Dir3BlkHdr{Magic: ondisk.Dir3DataMagic, Blkno: 8, Owner: 128},
+		BestFree: [3]ondisk.DirBestFree{{Offset: 64, Length: 440}}, Unused: []ondisk.DirDataUnused{{Off: 64, Length: 440}}}
+	if err := d.Encode(buf, true); err != nil {
+		t.Fatal(err)
+	}
+	buf[504] = 1 // the last 8 bytes: not a free tag, "namelen" would be at 512
+	_, err := ondisk.DecodeDirDataBlock(buf, true)
+	mustCorrupt(t, "8 stray bytes at the end", err)
+	_, err = ondisk.DecodeDirDataBlock(buf, false)
+	mustCorrupt(t, "8 stray bytes at the end, no ftype", err)
+}

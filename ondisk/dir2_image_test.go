@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"os"
 	"regexp"
 	"strings"
 	"sync"
@@ -113,7 +114,8 @@ func seeds(t testing.TB) []*dirBlock {
 	if bs, ok := seedCache[geo.Name]; ok {
 		return bs
 	}
-	_, bs := imageBlocks(t, geo.Name, geo.Args)
+	im, bs := imageBlocks(t, geo.Name, geo.Args)
+	os.Remove(im.Path) // everything is in memory; fuzz workers never clean up
 	seedCache[geo.Name] = bs
 	return bs
 }

@@ -111,7 +111,19 @@ func Build(t testing.TB, args []string, populate func(t testing.TB, root string)
 	t.Helper()
 	oracle.Require(t, oracle.Xfsprogs, oracle.Loop)
 	img := oracle.Mkfs(t, 512<<20, args...)
-	mnt, _ := oracle.Mount(t, img)
+	// Mount with an autoclear loop device and unmount before returning,
+	// even on t.Fatal: fuzz workers are killed without running cleanups,
+	// so nothing may be left attached for a cleanup to undo.
+	mnt := t.TempDir()
+	if out, err := oracle.RunErr("mount", "-t", "xfs", "-o", "loop", img, mnt); err != nil {
+		t.Fatalf("mount %s: %v: %s\n%s", img, err, out, oracle.DmesgTail(20))
+	}
+	mounted := true
+	defer func() {
+		if mounted {
+			oracle.RunErr("umount", mnt)
+		}
+	}()
 	paths := populate(t, mnt)
 	im := &Image{Path: img}
 	for _, p := range paths {
@@ -125,7 +137,10 @@ func Build(t testing.TB, args []string, populate func(t testing.TB, root string)
 		}
 		im.Dirs = append(im.Dirs, &DirInfo{Path: p, Ino: st.Ino, Readdir: ents})
 	}
-	oracle.Unmount(t, mnt)
+	if out, err := oracle.RunErr("umount", mnt); err != nil {
+		t.Fatalf("umount %s: %v: %s", mnt, err, out)
+	}
+	mounted = false
 
 	f, err := os.Open(img)
 	if err != nil {
