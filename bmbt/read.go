@@ -41,11 +41,11 @@ func (s BlockStore) ReadBlock(ptr uint64) ([]byte, int64, error) {
 
 // Mapping describes one inode fork to map.
 type Mapping struct {
-	Geo     *ondisk.Geometry
-	Store   btree.Store
-	Ino     uint64
-	Format  uint8  // di_format or di_aformat
-	Fork    []byte // the fork's bytes in the inode
+	Geo      *ondisk.Geometry
+	Store    btree.Store
+	Ino      uint64
+	Format   uint8  // di_format or di_aformat
+	Fork     []byte // the fork's bytes in the inode
 	NExtents uint64 // the inode's extent count for this fork
 }
 

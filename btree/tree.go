@@ -34,7 +34,7 @@ type BlockRoot struct {
 	Levels  int
 }
 
-func (r BlockRoot) Height() int      { return r.Levels }
+func (r BlockRoot) Height() int       { return r.Levels }
 func (r BlockRoot) Ptr() uint64       { return r.RootPtr }
 func (r BlockRoot) InodeRoot() []byte { return nil }
 

@@ -3,7 +3,6 @@ package ondisk
 import (
 	"encoding/binary"
 	"fmt"
-	"math/bits"
 	"strings"
 )
 
@@ -194,9 +193,9 @@ func (h *DA3BlkInfo) fields(prefix string) Fields {
 		decField(prefix+".hdr.forw", uint64(h.Forw)),
 		decField(prefix+".hdr.back", uint64(h.Back)),
 		hexField(prefix+".hdr.magic", uint64(h.Magic)),
-		crcField(prefix+".crc", bits.ReverseBytes32(h.CRC), h.crcOK), // xfs_db shows the bytes as big-endian,
+		crcField(prefix+".crc", h.CRC, h.crcOK),
 		decField(prefix+".bno", h.Blkno),
-		dbHexField(prefix+".lsn", h.LSN),
+		hexField(prefix+".lsn", h.LSN),
 		uuidField(prefix+".uuid", h.UUID),
 		decField(prefix+".owner", h.Owner),
 	}
@@ -214,7 +213,7 @@ func (n *DANode) Fields() Fields {
 	t.WriteString("[hashval,before] ")
 	v := make([]any, len(n.Ents))
 	for i, e := range n.Ents {
-		fmt.Fprintf(&t, "\n%d:[%s,%d]", i, dbHexField("", uint64(e.Hash)).Text, e.Before)
+		fmt.Fprintf(&t, "\n%d:[%s,%d]", i, hexField("", uint64(e.Hash)).Text, e.Before)
 		if i+1 < len(n.Ents) {
 			t.WriteByte(' ')
 		}

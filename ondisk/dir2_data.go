@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
-	"math/bits"
 	"strings"
 )
 
@@ -524,9 +523,9 @@ func (b *DirDataBlock) Encode(buf []byte, hasFType bool) error {
 func (h *Dir3BlkHdr) fields(prefix string) Fields {
 	return Fields{
 		hexField(prefix+".magic", uint64(h.Magic)),
-		crcField(prefix+".crc", bits.ReverseBytes32(h.CRC), h.crcOK), // xfs_db shows the bytes as big-endian,
+		crcField(prefix+".crc", h.CRC, h.crcOK),
 		decField(prefix+".bno", h.Blkno),
-		dbHexField(prefix+".lsn", h.LSN),
+		hexField(prefix+".lsn", h.LSN),
 		uuidField(prefix+".uuid", h.UUID),
 		decField(prefix+".owner", h.Owner),
 	}
@@ -545,15 +544,15 @@ func (b *DirDataBlock) Fields(hasFType bool) Fields {
 	fs := b.Hdr.fields(h + ".hdr")
 	for i, f := range b.BestFree {
 		p := fmt.Sprintf("%s.bestfree[%d].", h, i)
-		fs = append(fs, dbHexField(p+"offset", uint64(f.Offset)), dbHexField(p+"length", uint64(f.Length)))
+		fs = append(fs, hexField(p+"offset", uint64(f.Offset)), hexField(p+"length", uint64(f.Length)))
 	}
 	ei, ui := 0, 0
 	for i := 0; ei < len(b.Entries) || ui < len(b.Unused); i++ {
 		p := fmt.Sprintf("%s[%d].", u, i)
 		if ui < len(b.Unused) && (ei == len(b.Entries) || b.Unused[ui].Off < b.Entries[ei].Off) {
 			x := b.Unused[ui]
-			fs = append(fs, hexField(p+"freetag", DirDataFreeTag), dbHexField(p+"length", uint64(x.Length)),
-				dbHexField(p+"tag", uint64(x.Off)))
+			fs = append(fs, hexField(p+"freetag", DirDataFreeTag), hexField(p+"length", uint64(x.Length)),
+				hexField(p+"tag", uint64(x.Off)))
 			ui++
 			continue
 		}
@@ -563,25 +562,17 @@ func (b *DirDataBlock) Fields(hasFType bool) Fields {
 		if hasFType {
 			fs = append(fs, decField(p+"filetype", uint64(e.FType)))
 		}
-		fs = append(fs, dbHexField(p+"tag", uint64(e.Tag)))
+		fs = append(fs, hexField(p+"tag", uint64(e.Tag)))
 		ei++
 	}
 	if b.IsBlock() {
 		for i, l := range b.Leaf {
 			p := fmt.Sprintf("bleaf[%d].", i)
-			fs = append(fs, dbHexField(p+"hashval", uint64(l.Hash)), dbHexField(p+"address", uint64(l.Address)))
+			fs = append(fs, hexField(p+"hashval", uint64(l.Hash)), hexField(p+"address", uint64(l.Address)))
 		}
 		fs = append(fs, decField("btail.count", uint64(len(b.Leaf))), decField("btail.stale", uint64(b.Stale)))
 	}
 	return fs
-}
-
-// dbHexField is a hex field as xfs_db prints it: 0 as "0", else 0x....
-func dbHexField(name string, v uint64) Field {
-	if v == 0 {
-		return Field{Name: name, Value: v, Text: "0"}
-	}
-	return hexField(name, v)
 }
 
 // dbHexArray is an array of small hex values as xfs_db prints it on one
@@ -593,7 +584,7 @@ func dbHexArray(name string, vals []uint16) Field {
 		if i > 0 {
 			t.WriteByte(' ')
 		}
-		fmt.Fprintf(&t, "%d:%s", i, dbHexField("", uint64(x)).Text)
+		fmt.Fprintf(&t, "%d:%s", i, hexField("", uint64(x)).Text)
 		v[i] = uint64(x)
 	}
 	return Field{Name: dbArrayName(name, len(vals)), Value: v, Text: t.String()}

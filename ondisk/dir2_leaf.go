@@ -179,7 +179,7 @@ func (l *DirLeaf) Fields() Fields {
 	}
 	for i, e := range l.Ents {
 		p := fmt.Sprintf("lents[%d].", i)
-		fs = append(fs, dbHexField(p+"hashval", uint64(e.Hash)), dbHexField(p+"address", uint64(e.Address)))
+		fs = append(fs, hexField(p+"hashval", uint64(e.Hash)), hexField(p+"address", uint64(e.Address)))
 	}
 	if l.IsLeaf1() {
 		fs = append(fs, decField("ltail.bestcount", uint64(len(l.Bests))))

@@ -251,7 +251,7 @@ func (s *DirSF) Fields(hasFType bool) Fields {
 	}
 	for i, e := range s.Entries {
 		p := fmt.Sprintf("list[%d].", i)
-		fs = append(fs, decField(p+"namelen", uint64(len(e.Name))), dbHexField(p+"offset", uint64(e.Offset)),
+		fs = append(fs, decField(p+"namelen", uint64(len(e.Name))), hexField(p+"offset", uint64(e.Offset)),
 			Field{Name: p + "name", Value: string(e.Name), Text: quoteDB(e.Name)}, decField(p+"inumber"+w, e.Ino))
 		if hasFType {
 			fs = append(fs, decField(p+"filetype", uint64(e.FType)))

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"sync"
 
 	"github.com/xfsimg/xfsimg/bmbt"
 	"github.com/xfsimg/xfsimg/ondisk"
@@ -16,6 +17,12 @@ type FileReader struct {
 	ino  uint64
 	exts []ondisk.Extent
 	size int64
+
+	// A window of the file kept for small reads, as a page cache would:
+	// byte-at-a-time readers would otherwise cost a device read each.
+	mu     sync.Mutex
+	win    []byte
+	winOff int64 // file offset of win; -1 when empty
 }
 
 // OpenFile opens a regular file inode for reading.
@@ -30,7 +37,7 @@ func (ip *Inode) OpenFile() (*FileReader, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &FileReader{fs: ip.fs, ino: ip.Ino, exts: exts, size: ip.Core.Size}, nil
+	return &FileReader{fs: ip.fs, ino: ip.Ino, exts: exts, size: ip.Core.Size, winOff: -1}, nil
 }
 
 // Size is the file size.
@@ -86,7 +93,11 @@ func (r *FileReader) segments(off, end int64) []segment {
 	return segs
 }
 
-// ReadAt implements io.ReaderAt over the file contents.
+// windowSize is the unit small reads are served in.
+const windowSize = 64 << 10
+
+// ReadAt implements io.ReaderAt over the file contents. It is safe for
+// concurrent use.
 func (r *FileReader) ReadAt(p []byte, off int64) (int, error) {
 	if off < 0 {
 		return 0, fmt.Errorf("inode %d: negative offset", r.ino)
@@ -95,6 +106,37 @@ func (r *FileReader) ReadAt(p []byte, off int64) (int, error) {
 		return 0, io.EOF
 	}
 	end := min(off+int64(len(p)), r.size)
+	if end-off < windowSize/4 {
+		return r.readSmall(p, off, end)
+	}
+	return r.readDirect(p, off, end)
+}
+
+// readSmall serves a small read from the cached window around it.
+func (r *FileReader) readSmall(p []byte, off, end int64) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.winOff < 0 || off < r.winOff || end > r.winOff+int64(len(r.win)) {
+		start := off / windowSize * windowSize
+		wend := min(start+2*windowSize, r.size) // two windows: a read may straddle one boundary
+		if r.win == nil {
+			r.win = ondisk.AlignedBuffer(2*windowSize, 4096)
+		}
+		if _, err := r.readDirect(r.win[:wend-start], start, wend); err != nil && err != io.EOF {
+			r.winOff = -1
+			return 0, err
+		}
+		r.win, r.winOff = r.win[:wend-start], start
+	}
+	n := copy(p, r.win[off-r.winOff:end-r.winOff])
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+// readDirect reads [off, end) of the file into p from the device.
+func (r *FileReader) readDirect(p []byte, off, end int64) (int, error) {
 	for _, s := range r.segments(off, end) {
 		dst := p[s.off-off : s.off-off+s.len]
 		if s.phys < 0 {

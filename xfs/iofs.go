@@ -151,7 +151,9 @@ type dirEntry struct {
 }
 
 func (d *dirEntry) Name() string { return d.e.Name }
-func (d *dirEntry) IsDir() bool  { return d.e.FType == ondisk.FTDir || (d.e.FType == ondisk.FTUnknown && d.typeFromInode().IsDir()) }
+func (d *dirEntry) IsDir() bool {
+	return d.e.FType == ondisk.FTDir || (d.e.FType == ondisk.FTUnknown && d.typeFromInode().IsDir())
+}
 func (d *dirEntry) Type() fs.FileMode {
 	if t, ok := ftypeMode[d.e.FType]; ok && d.e.FType != ondisk.FTUnknown {
 		return t
@@ -191,11 +193,11 @@ type regFile struct {
 	r    *io.SectionReader
 }
 
-func (f *regFile) Stat() (fs.FileInfo, error)                   { return f.info, nil }
-func (f *regFile) Read(p []byte) (int, error)                   { return f.r.Read(p) }
-func (f *regFile) ReadAt(p []byte, off int64) (int, error)      { return f.r.ReadAt(p, off) }
-func (f *regFile) Seek(off int64, whence int) (int64, error)    { return f.r.Seek(off, whence) }
-func (f *regFile) Close() error                                 { return nil }
+func (f *regFile) Stat() (fs.FileInfo, error)                { return f.info, nil }
+func (f *regFile) Read(p []byte) (int, error)                { return f.r.Read(p) }
+func (f *regFile) ReadAt(p []byte, off int64) (int, error)   { return f.r.ReadAt(p, off) }
+func (f *regFile) Seek(off int64, whence int) (int64, error) { return f.r.Seek(off, whence) }
+func (f *regFile) Close() error                              { return nil }
 
 // dirFile is an open directory; ReadDir returns entries in readdir order.
 type dirFile struct {
