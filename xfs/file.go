@@ -158,73 +158,110 @@ func (r *FileReader) readDirect(p []byte, off, end int64) (int, error) {
 // stream at device speed, small enough to keep memory flat.
 const chunkSize = 4 << 20
 
+// readers is how many device reads WriteTo keeps in flight: one more than
+// a plain sequential reader, so the device queue never runs dry while a
+// chunk is being written out.
+const readers = 2
+
+// chunk is one piece of the file to produce: zeros, or a device read.
 type chunk struct {
+	n    int
+	phys int64 // device offset, -1 for zeros
+	off  int64 // file offset, for messages
+}
+
+type filled struct {
 	buf []byte
 	n   int
 	err error
 }
 
+// plan cuts the file into chunks of at most chunkSize.
+func (r *FileReader) plan() []chunk {
+	var cs []chunk
+	for _, s := range r.segments(0, r.size) {
+		for done := int64(0); done < s.len; {
+			n := min(s.len-done, chunkSize)
+			c := chunk{n: int(n), phys: -1, off: s.off + done}
+			if s.phys >= 0 {
+				c.phys = s.phys + done
+			}
+			cs = append(cs, c)
+			done += n
+		}
+	}
+	return cs
+}
+
 // WriteTo streams the whole file to w. Reads are block-aligned (so they
-// go straight to the device under O_DIRECT) and overlap the writes: one
-// goroutine reads ahead while the caller's goroutine writes.
+// go straight to the device under O_DIRECT); chunk i is read by reader
+// i%readers while the caller's goroutine writes the chunks out in order.
 func (r *FileReader) WriteTo(w io.Writer) (int64, error) {
 	bs := int64(r.fs.Geo.BlockSize)
 	align := max(r.fs.Dev.SectorSize(), 4096)
-	const depth = 3
-	free := make(chan []byte, depth)
-	for range depth {
-		free <- ondisk.AlignedBuffer(chunkSize, align)
-	}
-	full := make(chan chunk, depth)
+	chunks := r.plan()
 	stop := make(chan struct{})
-	go func() {
-		defer close(full)
-		for _, s := range r.segments(0, r.size) {
-			for done := int64(0); done < s.len; {
-				n := min(s.len-done, chunkSize)
+	outs := make([]chan filled, readers)
+	frees := make([]chan []byte, readers)
+	for k := range readers {
+		outs[k] = make(chan filled, 2)
+		frees[k] = make(chan []byte, 2)
+		for range 2 {
+			frees[k] <- ondisk.AlignedBuffer(chunkSize, align)
+		}
+		go func(k int) {
+			defer close(outs[k])
+			for i := k; i < len(chunks); i += readers {
+				c := chunks[i]
 				var buf []byte
 				select {
-				case buf = <-free:
+				case buf = <-frees[k]:
 				case <-stop:
 					return
 				}
-				c := chunk{buf: buf, n: int(n)}
-				if s.phys < 0 {
-					clear(buf[:n])
+				f := filled{buf: buf, n: c.n}
+				if c.phys < 0 {
+					clear(buf[:c.n])
 				} else {
-					// Round the read up to whole blocks: only the file's
-					// last block is partial, and it is allocated whole.
-					rn := (n + bs - 1) / bs * bs
-					if _, err := r.fs.Dev.ReadAt(buf[:rn], s.phys+done); err != nil {
-						c.err = fmt.Errorf("inode %d: read at %d: %w", r.ino, s.off+done, err)
+					// Round up to whole blocks: only the file's last block
+					// is partial, and it is allocated whole.
+					rn := (int64(c.n) + bs - 1) / bs * bs
+					if _, err := r.fs.Dev.ReadAt(buf[:rn], c.phys); err != nil {
+						f.err = fmt.Errorf("inode %d: read at %d: %w", r.ino, c.off, err)
 					}
 				}
-				full <- c
-				if c.err != nil {
+				select {
+				case outs[k] <- f:
+				case <-stop:
 					return
 				}
-				done += n
+				if f.err != nil {
+					return
+				}
 			}
-		}
-	}()
+		}(k)
+	}
 	var total int64
-	var werr error
-	for c := range full {
-		if werr == nil && c.err != nil {
-			werr = c.err
-		}
-		if werr == nil {
-			n, err := w.Write(c.buf[:c.n])
-			total += int64(n)
-			werr = err
-		}
-		if werr != nil {
-			close(stop)
-			for range full {
-			}
+	var err error
+	for i := range chunks {
+		k := i % readers
+		f, ok := <-outs[k]
+		if !ok {
+			err = fmt.Errorf("inode %d: reader stopped early", r.ino)
 			break
 		}
-		free <- c.buf
+		if f.err != nil {
+			err = f.err
+			break
+		}
+		n, werr := w.Write(f.buf[:f.n])
+		total += int64(n)
+		if werr != nil {
+			err = werr
+			break
+		}
+		frees[k] <- f.buf
 	}
-	return total, werr
+	close(stop)
+	return total, err
 }

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -22,7 +23,16 @@ func (e *exitError) Error() string { return e.err.Error() }
 func (e *exitError) Unwrap() error { return e.err }
 
 func main() {
-	os.Exit(run(os.Args[1:]))
+	// Tables write cell by cell: buffer standard output so that a long
+	// listing is a few large writes, not one system call per cell.
+	w := bufio.NewWriterSize(os.Stdout, 256<<10)
+	stdout = w
+	code := run(os.Args[1:])
+	if err := w.Flush(); err != nil && code == 0 {
+		fmt.Fprintf(stderr, "xfsimg: write output: %v\n", err)
+		code = 1
+	}
+	os.Exit(code)
 }
 
 // run executes the command line and turns every failure into one line on

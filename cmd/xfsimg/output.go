@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -19,15 +20,29 @@ var (
 	stderr io.Writer = os.Stderr
 )
 
+// jsonfmtLimit is the largest document jsonfmt formats: it lays out small
+// documents compactly and readably, but its cost grows faster than the
+// input, so long arrays (an extent map of thousands of records) are
+// indented by encoding/json instead.
+const jsonfmtLimit = 64 << 10
+
 // printJSON writes v as formatted JSON.
 func printJSON(v any) error {
 	raw, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
-	out, err := jsonfmt.Format(raw)
-	if err != nil {
-		return err
+	var out []byte
+	if len(raw) <= jsonfmtLimit {
+		if out, err = jsonfmt.Format(raw); err != nil {
+			return err
+		}
+	} else {
+		var b bytes.Buffer
+		if err := json.Indent(&b, raw, "", "  "); err != nil {
+			return err
+		}
+		out = b.Bytes()
 	}
 	_, err = fmt.Fprintf(stdout, "%s\n", out)
 	return err

@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# Compares xfsimg with the kernel and xfsprogs on the same work, on the same
+# image and disk, and prints each ratio (xfsimg time / reference time; below
+# 1 means xfsimg is faster). Needs root, loop devices and xfsprogs.
+#
+#   sudo ./bench.sh            all sections
+#   sudo ./bench.sh read       one section
+set -euo pipefail
+cd "$(dirname "$0")"
+export PATH="$PATH:/usr/local/go/bin:/usr/sbin:/sbin"
+
+work=$(mktemp -d /var/tmp/xfsimg-bench.XXXXXX)
+mnt="$work/mnt"
+mkdir -p "$mnt"
+attached=()
+cleanup() {
+	mountpoint -q "$mnt" && umount "$mnt"
+	for d in "${attached[@]}"; do losetup -d "$d" 2>/dev/null || true; done
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+go build -o "$work/xfsimg" ./cmd/xfsimg
+X="$work/xfsimg"
+
+# median_ms RUNS CMD...: median wall time of RUNS runs, in milliseconds.
+median_ms() {
+	local runs=$1
+	shift
+	local times=()
+	for _ in $(seq "$runs"); do
+		local t0 t1
+		t0=$(date +%s%N)
+		"$@" >/dev/null
+		t1=$(date +%s%N)
+		times+=($(((t1 - t0) / 1000)))
+	done
+	printf '%s\n' "${times[@]}" | sort -n | awk '{a[NR]=$1} END {printf "%.1f", a[int((NR+1)/2)]/1000}'
+}
+
+# compare NAME RUNS "OURS" "THEIRS": prints both medians and the ratio.
+compare() {
+	local name=$1 runs=$2 ours=$3 theirs=$4
+	local a b
+	a=$(median_ms "$runs" bash -c "$ours")
+	b=$(median_ms "$runs" bash -c "$theirs")
+	awk -v n="$name" -v a="$a" -v b="$b" 'BEGIN {printf "%-38s xfsimg %9.1f ms   reference %9.1f ms   ratio %.2f\n", n, a, b, a/b}'
+}
+
+attach() {
+	local dev
+	dev=$(losetup -f --show "$1")
+	attached+=("$dev")
+	echo "$dev"
+}
+
+detach() {
+	losetup -d "$1"
+	local keep=()
+	for d in "${attached[@]}"; do [ "$d" != "$1" ] && keep+=("$d"); done
+	attached=("${keep[@]}")
+}
+
+bench_read() {
+	echo "== read path: xfsimg against xfs_db and dd iflag=direct"
+	local img="$work/read.img"
+	truncate -s 4G "$img"
+	mkfs.xfs -f -q "$img"
+	local dev
+	dev=$(attach "$img")
+	mount "$dev" "$mnt"
+	xfs_io -f -c "pwrite -q -b 4m 0 1g" -c fsync "$mnt/big"
+	# A file of 3000 one-block extents: its BMBT has two levels.
+	local args=()
+	for i in $(seq 0 2999); do args+=(-c "pwrite -q $((i * 8192)) 4k"); done
+	xfs_io -f "${args[@]}" "$mnt/frag"
+	local ino
+	ino=$(stat -c %i "$mnt/frag")
+	umount "$mnt"
+	detach "$dev"
+	xfs_db -r -c "inode $ino" -c "p core.format" "$img" | grep -q btree || { echo "frag is not in btree format" >&2; exit 1; }
+
+	compare "inspect freesp vs xfs_db freesp" 20 "$X inspect $img freesp" "xfs_db -r -c freesp $img"
+	compare "inspect bmap (BMBT) vs xfs_db bmap" 20 "$X inspect $img bmap $ino" "xfs_db -r -c 'inode $ino' -c bmap $img"
+	# dd reads the same 1 GiB, where the file's blocks are on the image.
+	local startblock agblocks agblklog bs agno agbno skip
+	startblock=$($X --json inspect "$img" bmap /big | tr -d ' \n' | sed 's/.*"startblock":\([0-9]*\).*/\1/')
+	bs=$(xfs_db -r -c "sb" -c "p blocksize" "$img" | awk '{print $3}')
+	agblocks=$(xfs_db -r -c "sb" -c "p agblocks" "$img" | awk '{print $3}')
+	agblklog=$(xfs_db -r -c "sb" -c "p agblklog" "$img" | awk '{print $3}')
+	agno=$((startblock >> agblklog))
+	agbno=$((startblock & ((1 << agblklog) - 1)))
+	skip=$(((agno * agblocks + agbno) * bs / 4194304))
+	compare "cat 1 GiB vs dd iflag=direct 1 GiB" 5 "$X cat $img /big" "dd if=$img iflag=direct bs=4M skip=$skip count=256 of=/dev/null status=none"
+}
+
+sections=("${@:-read}")
+for s in "${sections[@]}"; do
+	"bench_$s"
+done
