@@ -20,6 +20,9 @@ type Cursor struct {
 	t     *Tree
 	path  []pathEnt // [0] is the leaf level
 	valid bool
+
+	// joined is the block a join emptied, to be freed.
+	joined uint64
 }
 
 type pathEnt struct {
