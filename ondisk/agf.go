@@ -149,26 +149,8 @@ func agCheckLevel(hdr, name string, level uint32, max int) error {
 // VerifyFeatures checks that against the superblock.
 func (a *AGF) Verify(g *Geometry, agno uint32) error {
 	hdr := fmt.Sprintf("agf %d", agno)
-	if a.MagicNum != AGFMagic {
-		return Corruptf("%s: magic 0x%08x, want 0x%08x", hdr, a.MagicNum, uint32(AGFMagic))
-	}
-	if a.VersionNum != AGFVersion {
-		return Corruptf("%s: versionnum %d, want %d", hdr, a.VersionNum, AGFVersion)
-	}
-	if !a.crcOK {
-		return Corruptf("%s: bad CRC 0x%08x, contents sum to 0x%08x", hdr, a.CRC, a.crcGot)
-	}
-	if a.UUID != g.MetaUUID {
-		return Corruptf("%s: uuid %s, want %s", hdr, a.UUID, g.MetaUUID)
-	}
-	if a.SeqNo != agno {
-		return Corruptf("%s: seqno %d, want %d", hdr, a.SeqNo, agno)
-	}
-	if agno >= g.AGCount {
-		return Corruptf("%s: AG number out of range, want < %d", hdr, g.AGCount)
-	}
-	if want := g.AGSize(agno); a.Length != want {
-		return Corruptf("%s: length %d, want %d", hdr, a.Length, want)
+	if err := checkAGHeader(hdr, g, agno, agHeader{a.MagicNum, AGFMagic, a.VersionNum, AGFVersion, a.crcOK, a.CRC, a.crcGot, a.UUID, a.SeqNo, a.Length}); err != nil {
+		return err
 	}
 	maxAlloc := AllocMaxLevels(g)
 	if err := agCheckLevel(hdr, "bnolevel", a.BnoLevel, maxAlloc); err != nil {
@@ -347,4 +329,40 @@ func xdbArray32(name string, vals []uint32, skipZero, skipNull bool) Field {
 		n = name + "[0]"
 	}
 	return Field{Name: n, Value: value, Text: b.String()}
+}
+
+// agHeader is what the AGF and AGI share at their start: each verifier
+// checks it the same way.
+type agHeader struct {
+	magic, wantMagic     uint32
+	version, wantVersion uint32
+	crcOK                bool
+	crc, crcGot          uint32
+	uuid                 UUID
+	seqno, length        uint32
+}
+
+func checkAGHeader(hdr string, g *Geometry, agno uint32, h agHeader) error {
+	if h.magic != h.wantMagic {
+		return Corruptf("%s: magic 0x%08x, want 0x%08x", hdr, h.magic, h.wantMagic)
+	}
+	if h.version != h.wantVersion {
+		return Corruptf("%s: versionnum %d, want %d", hdr, h.version, h.wantVersion)
+	}
+	if !h.crcOK {
+		return Corruptf("%s: bad CRC 0x%08x, contents sum to 0x%08x", hdr, h.crc, h.crcGot)
+	}
+	if h.uuid != g.MetaUUID {
+		return Corruptf("%s: uuid %s, want %s", hdr, h.uuid, g.MetaUUID)
+	}
+	if h.seqno != agno {
+		return Corruptf("%s: seqno %d, want %d", hdr, h.seqno, agno)
+	}
+	if agno >= g.AGCount {
+		return Corruptf("%s: AG number out of range, want < %d", hdr, g.AGCount)
+	}
+	if want := g.AGSize(agno); h.length != want {
+		return Corruptf("%s: length %d, want %d", hdr, h.length, want)
+	}
+	return nil
 }

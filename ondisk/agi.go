@@ -126,26 +126,8 @@ func agValidAgino(g *Geometry, length, agino uint32) bool {
 // counters only with INOBTCNT.
 func (a *AGI) Verify(g *Geometry, agno uint32, sb *Superblock) error {
 	hdr := fmt.Sprintf("agi %d", agno)
-	if a.MagicNum != AGIMagic {
-		return Corruptf("%s: magic 0x%08x, want 0x%08x", hdr, a.MagicNum, uint32(AGIMagic))
-	}
-	if a.VersionNum != AGIVersion {
-		return Corruptf("%s: versionnum %d, want %d", hdr, a.VersionNum, AGIVersion)
-	}
-	if !a.crcOK {
-		return Corruptf("%s: bad CRC 0x%08x, contents sum to 0x%08x", hdr, a.CRC, a.crcGot)
-	}
-	if a.UUID != g.MetaUUID {
-		return Corruptf("%s: uuid %s, want %s", hdr, a.UUID, g.MetaUUID)
-	}
-	if a.SeqNo != agno {
-		return Corruptf("%s: seqno %d, want %d", hdr, a.SeqNo, agno)
-	}
-	if agno >= g.AGCount {
-		return Corruptf("%s: AG number out of range, want < %d", hdr, g.AGCount)
-	}
-	if want := g.AGSize(agno); a.Length != want {
-		return Corruptf("%s: length %d, want %d", hdr, a.Length, want)
+	if err := checkAGHeader(hdr, g, agno, agHeader{a.MagicNum, AGIMagic, a.VersionNum, AGIVersion, a.crcOK, a.CRC, a.crcGot, a.UUID, a.SeqNo, a.Length}); err != nil {
+		return err
 	}
 	maxLevels := InobtMaxLevels(g)
 	if err := agCheckLevel(hdr, "level", a.Level, maxLevels); err != nil {

@@ -80,19 +80,7 @@ func (h *DA3BlkInfo) encode(buf []byte) {
 
 // verify is xfs_da3_blkinfo_verify plus the owner check done at read time.
 func (h *DA3BlkInfo) verify(what string, buf []byte, g *Geometry, ino uint64, daddr int64) error {
-	if !VerifyCRC(buf, DA3BlkInfoCRCOff) {
-		return Corruptf("%s at daddr %d: bad CRC: stored 0x%08x, computed 0x%08x", what, daddr, h.CRC, Checksum(buf, DA3BlkInfoCRCOff))
-	}
-	if h.UUID != g.MetaUUID {
-		return Corruptf("%s at daddr %d: uuid %s, want %s", what, daddr, h.UUID, g.MetaUUID)
-	}
-	if h.Blkno != uint64(daddr) {
-		return Corruptf("%s at daddr %d: blkno %d, want %d", what, daddr, h.Blkno, daddr)
-	}
-	if h.Owner != ino {
-		return Corruptf("%s at daddr %d: owner %d, want inode %d", what, daddr, h.Owner, ino)
-	}
-	return nil
+	return selfDesc{DA3BlkInfoCRCOff, h.UUID, h.Blkno, h.Owner}.verify(what, buf, g, daddr, ino)
 }
 
 // DANodeEntry is one key of an interior node: the largest hash in the

@@ -108,19 +108,7 @@ func (h *Dir3BlkHdr) encode(buf []byte) {
 // carries: the CRC over the whole block, the file system UUID, the block's
 // own disk address and its owning inode.
 func (h *Dir3BlkHdr) verify(what string, buf []byte, g *Geometry, ino uint64, daddr int64) error {
-	if !VerifyCRC(buf, Dir3BlkHdrCRCOff) {
-		return Corruptf("%s at daddr %d: bad CRC: stored 0x%08x, computed 0x%08x", what, daddr, h.CRC, Checksum(buf, Dir3BlkHdrCRCOff))
-	}
-	if h.UUID != g.MetaUUID {
-		return Corruptf("%s at daddr %d: uuid %s, want %s", what, daddr, h.UUID, g.MetaUUID)
-	}
-	if h.Blkno != uint64(daddr) {
-		return Corruptf("%s at daddr %d: blkno %d, want %d", what, daddr, h.Blkno, daddr)
-	}
-	if h.Owner != ino {
-		return Corruptf("%s at daddr %d: owner %d, want inode %d", what, daddr, h.Owner, ino)
-	}
-	return nil
+	return selfDesc{Dir3BlkHdrCRCOff, h.UUID, h.Blkno, h.Owner}.verify(what, buf, g, daddr, ino)
 }
 
 // DirBestFree is one bestfree slot: a free region the block header

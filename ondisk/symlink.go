@@ -81,21 +81,20 @@ func (h *SymlinkHeader) CRCOK() bool { return h.crcOK }
 // owner ino, and a piece that lies inside the target's maximum length and
 // inside the buffer.
 func (h *SymlinkHeader) Verify(buf []byte, g *Geometry, ino uint64, daddr int64) error {
-	switch {
-	case h.Magic != SymlinkMagic:
+	if h.Magic != SymlinkMagic {
 		return Corruptf("symlink block %d: bad magic 0x%08x", daddr, h.Magic)
-	case !VerifyCRC(buf, SymlinkCRCOff):
-		return Corruptf("symlink block %d: bad CRC 0x%08x", daddr, h.CRC)
-	case h.UUID != g.MetaUUID:
-		return Corruptf("symlink block %d: uuid %v does not match the file system", daddr, h.UUID)
-	case h.Blkno != uint64(daddr):
-		return Corruptf("symlink block %d: header says block %d", daddr, h.Blkno)
+	}
+	if h.Owner == 0 {
+		return Corruptf("symlink block %d: owner 0", daddr)
+	}
+	if err := (selfDesc{SymlinkCRCOff, h.UUID, h.Blkno, h.Owner}).verify("symlink block", buf, g, daddr, ino); err != nil {
+		return err
+	}
+	switch {
 	case uint64(h.Offset)+uint64(h.Bytes) >= SymlinkMaxLen:
 		return Corruptf("symlink block %d: bytes %d at offset %d reach the %d-byte limit", daddr, h.Bytes, h.Offset, SymlinkMaxLen)
 	case uint64(h.Bytes) > uint64(len(buf)-SymlinkHeaderSize):
 		return Corruptf("symlink block %d: %d bytes in a %d-byte buffer", daddr, h.Bytes, len(buf))
-	case h.Owner == 0 || h.Owner != ino:
-		return Corruptf("symlink block %d: owner %d, want inode %d", daddr, h.Owner, ino)
 	}
 	return nil
 }
