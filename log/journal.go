@@ -70,8 +70,8 @@ type Journal struct {
 	fdblocks  int64 // committed in-core counters
 	icount    int64
 	ifree     int64
-	reserved  int64 // blocks held by open transactions
-	setAside  int64 // free blocks no reservation may take (xfs_alloc_set_aside)
+	reserved  int64  // blocks held by open transactions
+	setAside  int64  // free blocks no reservation may take (xfs_alloc_set_aside)
 	written   uint64 // sequence of the last checkpoint written back
 	stats     Stats
 	err       error // non-nil once shut down
@@ -145,7 +145,7 @@ func checkOnDiskSuperblock(dev ondisk.Storage, sb *ondisk.Superblock) error {
 }
 
 // Geometry and Superblock give what the journal was opened with.
-func (j *Journal) Geometry() *ondisk.Geometry      { return j.g }
+func (j *Journal) Geometry() *ondisk.Geometry     { return j.g }
 func (j *Journal) Superblock() *ondisk.Superblock { return j.sb }
 
 // FreeBlocks is the in-core free block count: committed changes included,

@@ -31,7 +31,7 @@ type Tear struct {
 // Storage (Wrap) it writes through and only records.
 type Recorder struct {
 	mu     sync.Mutex
-	base   []byte         // image at the start (NewRecorder); nil for Wrap
+	base   []byte // image at the start (NewRecorder); nil for Wrap
 	mem    *ondisk.MemDevice
 	dev    ondisk.Storage // where reads and writes go
 	ops    []Op
