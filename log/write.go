@@ -19,6 +19,7 @@ type logWriter struct {
 	head     int64 // log block the next record starts at
 	cycle    uint32
 	prev     int64 // log block of the last record header; -1 for none
+	splits   int   // records written across the physical end
 }
 
 func newLogWriter(a *Area, sb *ondisk.Superblock, st *State) (*logWriter, error) {
@@ -238,6 +239,7 @@ func (w *logWriter) encodeRecord(b []byte, r record, hlen int, tail LSN) {
 	// Blocks past the physical end land at the start of the log in the
 	// next cycle, so they carry the next cycle number.
 	if end := w.head + int64(len(b)/ondisk.BBSize); end > w.a.BBs {
+		w.splits++
 		split := int(w.a.BBs-w.head) * ondisk.BBSize
 		for o := split; o < len(b); o += ondisk.BBSize {
 			c := be.Uint32(b[o:]) + 1
