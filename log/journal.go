@@ -40,14 +40,14 @@ type Options struct {
 
 // Stats count what the journal wrote.
 type Stats struct {
-	Transactions int64 // committed transactions that changed something
-	Checkpoints  int64
-	Records      int64 // log records, the unmount record included
-	LogBytes     int64 // bytes written to the log: headers, ops, padding
-	HeaderBytes  int64 // record header blocks
-	OpBytes      int64 // op headers and logged regions (the payload)
-	PadBytes     int64 // padding to the record roundoff (512, log sector or stripe unit)
-	RegionBytes  int64 // logged regions alone (item formats and data)
+	Transactions int64 `json:"transactions"` // committed transactions that changed something
+	Checkpoints  int64 `json:"checkpoints"`
+	Records      int64 `json:"records"`      // log records, the unmount record included
+	LogBytes     int64 `json:"log_bytes"`    // bytes written to the log: headers, ops, padding
+	HeaderBytes  int64 `json:"header_bytes"` // record header blocks
+	OpBytes      int64 `json:"op_bytes"`     // op headers and logged regions (the payload)
+	PadBytes     int64 `json:"pad_bytes"`    // padding to the record roundoff (512, log sector or stripe unit)
+	RegionBytes  int64 `json:"region_bytes"` // logged regions alone (item formats and data)
 }
 
 // Journal writes transactions into the file system's internal log. It keeps
