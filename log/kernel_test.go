@@ -90,6 +90,16 @@ func TestLabelKernel(t *testing.T) {
 			if err := j.SetLabel("xfsimg-lbl"); err != nil {
 				t.Fatal(err)
 			}
+			// One checkpoint: log bytes against regions, op headers and
+			// record headers; padding to the stripe unit is required where
+			// there is one, padding to 512 bytes must stay under 5%.
+			c := j.Stats()
+			ratio := float64(c.LogBytes) / float64(c.OpBytes+c.HeaderBytes)
+			t.Logf("label checkpoint: %d log bytes for %d region bytes, %d op header bytes, %d record header bytes (x%.3f; roundoff %d)",
+				c.LogBytes, c.RegionBytes, c.OpBytes-c.RegionBytes, c.HeaderBytes, ratio, j.w.roundoff)
+			if j.w.roundoff == 512 && ratio > 1.05 {
+				t.Errorf("label checkpoint takes %.1f%% more log than required", (ratio-1)*100)
+			}
 			if err := j.Close(); err != nil {
 				t.Fatal(err)
 			}
@@ -168,6 +178,17 @@ func TestSessionWrapsMinimalLog(t *testing.T) {
 	var cycleBefore uint32
 	n := 0
 	j.opt.Hooks.AfterDataFlush = func() error { cycleBefore = j.w.cycle; return nil }
+	// Per checkpoint: log bytes over what the format requires (regions,
+	// op headers, record headers); the rest is padding to 512 bytes.
+	var prev Stats
+	worst := 0.0
+	j.opt.Hooks.AfterLogWrite = func() error {
+		s := j.Stats()
+		need := float64(s.OpBytes - prev.OpBytes + s.HeaderBytes - prev.HeaderBytes)
+		worst = max(worst, float64(s.LogBytes-prev.LogBytes)/need)
+		prev = s
+		return nil
+	}
 	j.opt.Hooks.AfterLogFlush = func() error {
 		if n >= min && j.w.cycle != cycleBefore {
 			return errHook
@@ -180,6 +201,11 @@ func TestSessionWrapsMinimalLog(t *testing.T) {
 	dev.Close()
 	t.Logf("%d transactions, %d checkpoints, %d records (%d across the end), %d log bytes, log wrapped %d times; stopped checkpoint %d before write-back",
 		st.Transactions, st.Checkpoints, st.Records, j.w.splits, st.LogBytes, wraps, n)
+	t.Logf("log bytes / (regions + op headers + record headers): %.4f overall, %.4f worst checkpoint; regions %d, op headers %d, record headers %d, padding %d",
+		float64(st.LogBytes)/float64(st.OpBytes+st.HeaderBytes), worst, st.RegionBytes, st.OpBytes-st.RegionBytes, st.HeaderBytes, st.PadBytes)
+	if worst > 1.05 {
+		t.Errorf("a checkpoint took %.1f%% more log than its regions and headers", (worst-1)*100)
+	}
 	if st.Transactions < 200 || st.Checkpoints < 50 || wraps < 2 || j.Err() == nil {
 		t.Fatalf("session too small or never stopped: %+v, %d wraps, err %v", st, wraps, j.Err())
 	}
@@ -201,4 +227,51 @@ func TestSessionWrapsMinimalLog(t *testing.T) {
 		}
 	}
 	oracle.RequireRepairClean(t, img)
+}
+
+// The record CRC and the test decoder, held to records the kernel wrote: a
+// dirty log left by a shutdown.
+func TestRecordCRCMatchesKernel(t *testing.T) {
+	oracle.Require(t, oracle.Xfsprogs, oracle.Loop)
+	img := oracle.Mkfs(t, 512<<20)
+	res := kmount(t, img, func(dir string) {
+		oracle.Run(t, "xfs_io", "-f", "-c", "pwrite 0 64k", "-c", "fsync", dir+"/f")
+		oracle.Run(t, "mkdir", dir+"/d")
+		oracle.Run(t, "xfs_io", "-c", "fsync", dir+"/d")
+		oracle.Run(t, "xfs_io", "-x", "-c", "shutdown -f", dir)
+	})
+	if res.err != nil {
+		t.Fatal(res.err)
+	}
+	a := openArea(t, img)
+	st, err := a.FindState()
+	if err != nil || st.Clean {
+		t.Fatalf("state %+v, %v; want a dirty log", st, err)
+	}
+	recs := readTestRecords(t, a, int64(st.Tail.Block()), st.Tail.Cycle())
+	if len(recs) == 0 {
+		t.Fatal("no records from the tail")
+	}
+	for _, r := range recs {
+		if !r.crcOK {
+			t.Fatalf("kernel record at %d: CRC %08x does not match ours", r.blk, r.h.CRC)
+		}
+	}
+	trs, err := parseTestTrans(recs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	committed := 0
+	for _, tr := range trs {
+		if tr.committed {
+			committed++
+			if _, err := splitTestItems(tr.regions); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if committed == 0 {
+		t.Fatalf("%d records, no committed transaction", len(recs))
+	}
+	t.Logf("%d kernel records, %d committed checkpoints, CRCs all match", len(recs), committed)
 }

@@ -24,36 +24,43 @@ type stampLayout struct {
 	crcOff   int
 	perBlock bool // one header and CRC per file system block (attr remote values)
 	uuidOff  int  // sb_meta_uuid copy; -1 when the structure has none to check
+	nullLSN  bool // stamped with NULLCOMMITLSN, never a log position
 }
 
 // Offsets from xfs_format.h, xfs_da_format.h and xfs_log_format.h; each is
 // checked against kernel-written blocks in stamp_test.go.
 var stampLayouts = []stampLayout{
-	{"superblock", BufSB, 0, false, ondisk.SBMagic, ondisk.SBLSNOff, ondisk.SBCRCOff, false, -1},
-	{"AGF", BufAGF, 0, false, ondisk.AGFMagic, ondisk.AGFLSNOff, ondisk.AGFCRCOff, false, 64},
-	{"AGI", BufAGI, 0, false, ondisk.AGIMagic, ondisk.AGILSNOff, ondisk.AGICRCOff, false, 296},
-	{"AGFL", BufAGFL, 0, false, ondisk.AGFLMagic, ondisk.AGFLLSNOff, ondisk.AGFLCRCOff, false, 8},
-	{"bnobt block", BufBtree, 0, false, ondisk.BnoMagic, 24, ondisk.ShortCRCOff, false, 32},
-	{"cntbt block", BufBtree, 0, false, ondisk.CntMagic, 24, ondisk.ShortCRCOff, false, 32},
-	{"inobt block", BufBtree, 0, false, ondisk.InoMagic, 24, ondisk.ShortCRCOff, false, 32},
-	{"finobt block", BufBtree, 0, false, ondisk.FinoMagic, 24, ondisk.ShortCRCOff, false, 32},
-	{"rmapbt block", BufBtree, 0, false, ondisk.RmapMagic, 24, ondisk.ShortCRCOff, false, 32},
-	{"refcountbt block", BufBtree, 0, false, ondisk.RefcMagic, 24, ondisk.ShortCRCOff, false, 32},
-	{"bmbt block", BufBtree, 0, false, ondisk.BmapMagic, 32, ondisk.LongCRCOff, false, 40},
+	{"superblock", BufSB, 0, false, ondisk.SBMagic, ondisk.SBLSNOff, ondisk.SBCRCOff, false, -1, false},
+	{"AGF", BufAGF, 0, false, ondisk.AGFMagic, ondisk.AGFLSNOff, ondisk.AGFCRCOff, false, 64, false},
+	{"AGI", BufAGI, 0, false, ondisk.AGIMagic, ondisk.AGILSNOff, ondisk.AGICRCOff, false, 296, false},
+	{"AGFL", BufAGFL, 0, false, ondisk.AGFLMagic, ondisk.AGFLLSNOff, ondisk.AGFLCRCOff, false, 8, false},
+	{"bnobt block", BufBtree, 0, false, ondisk.BnoMagic, 24, ondisk.ShortCRCOff, false, 32, false},
+	{"cntbt block", BufBtree, 0, false, ondisk.CntMagic, 24, ondisk.ShortCRCOff, false, 32, false},
+	{"inobt block", BufBtree, 0, false, ondisk.InoMagic, 24, ondisk.ShortCRCOff, false, 32, false},
+	{"finobt block", BufBtree, 0, false, ondisk.FinoMagic, 24, ondisk.ShortCRCOff, false, 32, false},
+	{"rmapbt block", BufBtree, 0, false, ondisk.RmapMagic, 24, ondisk.ShortCRCOff, false, 32, false},
+	{"refcountbt block", BufBtree, 0, false, ondisk.RefcMagic, 24, ondisk.ShortCRCOff, false, 32, false},
+	{"bmbt block", BufBtree, 0, false, ondisk.BmapMagic, 32, ondisk.LongCRCOff, false, 40, false},
 	// xfs_dir3_blk_hdr: magic, crc@4, blkno@8, lsn@16, uuid@24, owner@40.
-	{"dir3 block", BufDirBlock, 0, false, 0x58444233, 16, 4, false, 24},
-	{"dir3 data block", BufDirData, 0, false, 0x58444433, 16, 4, false, 24},
-	{"dir3 free block", BufDirFree, 0, false, 0x58444633, 16, 4, false, 24},
+	{"dir3 block", BufDirBlock, 0, false, 0x58444233, 16, 4, false, 24, false},
+	{"dir3 data block", BufDirData, 0, false, 0x58444433, 16, 4, false, 24, false},
+	{"dir3 free block", BufDirFree, 0, false, 0x58444633, 16, 4, false, 24, false},
 	// xfs_da3_blkinfo: forw, back, magic16@8, pad, crc@12, blkno@16, lsn@24, uuid@32.
-	{"dir3 leaf1 block", BufDirLeaf1, 8, true, 0x3df1, 24, 12, false, 32},
-	{"dir3 leafn block", BufDirLeafN, 8, true, 0x3dff, 24, 12, false, 32},
-	{"da3 node block", BufDANode, 8, true, 0x3ebe, 24, 12, false, 32},
-	{"attr3 leaf block", BufAttrLeaf, 8, true, 0x3bee, 24, 12, false, 32},
+	{"dir3 leaf1 block", BufDirLeaf1, 8, true, 0x3df1, 24, 12, false, 32, false},
+	{"dir3 leafn block", BufDirLeafN, 8, true, 0x3dff, 24, 12, false, 32, false},
+	{"da3 node block", BufDANode, 8, true, 0x3ebe, 24, 12, false, 32, false},
+	{"attr3 leaf block", BufAttrLeaf, 8, true, 0x3bee, 24, 12, false, 32, false},
 	// xfs_dsymlink_hdr and xfs_attr3_rmt_hdr: magic, offset, bytes, crc@12,
 	// uuid@16, owner@32, blkno@40, lsn@48.
-	{"remote symlink block", BufSymlink, 0, false, ondisk.SymlinkMagic, 48, 12, false, 16},
-	{"remote attr value", BufAttrRmt, 0, false, 0x5841524d, 48, 12, true, 16},
+	{"remote symlink block", BufSymlink, 0, false, ondisk.SymlinkMagic, 48, 12, false, 16, false},
+	// Remote attr values are written synchronously, never logged, so the
+	// kernel stamps them NULLCOMMITLSN and recovery always replays over
+	// them (xlog_recover_get_buf_lsn).
+	{"remote attr value", BufAttrRmt, 0, false, 0x5841524d, 48, 12, true, 16, true},
 }
+
+// nullCommitLSN is NULLCOMMITLSN: "no log position".
+const nullCommitLSN = LSN(^uint64(0))
 
 // layoutOf finds the stamp layout for a buffer by its magic number.
 func layoutOf(buf []byte) *stampLayout {
@@ -132,6 +139,9 @@ func stampBuffer(buf []byte, typ BufType, lsn LSN, g *ondisk.Geometry, inodes []
 	blocks := [][]byte{buf}
 	if l.perBlock {
 		blocks = splitBlocks(buf, g.BlockSize)
+	}
+	if l.nullLSN {
+		lsn = nullCommitLSN
 	}
 	for _, b := range blocks {
 		binary.BigEndian.PutUint64(b[l.lsnOff:], uint64(lsn))

@@ -278,3 +278,89 @@ func TestLocksBlockSecondTx(t *testing.T) {
 }
 
 var errHook = errors.New("simulated crash")
+
+// Transactions from several goroutines on shared and separate AGs, with
+// readers and checkpoints running meanwhile, lose no update.
+func TestConcurrentTransactions(t *testing.T) {
+	tfs := newTestFS(t, 512)
+	j := tfs.open(t, Options{CheckpointBytes: 4096})
+	const workers, each = 4, 150
+	done := make(chan error, workers+1)
+	stop := make(chan struct{})
+	go func() {
+		for n := 0; ; n++ {
+			select {
+			case <-stop:
+				done <- nil
+				return
+			default:
+			}
+			if n%20 == 0 {
+				if err := j.Checkpoint(); err != nil {
+					done <- err
+					return
+				}
+			}
+			b, err := j.ReadMeta(0, 4096)
+			if err != nil {
+				done <- err
+				return
+			}
+			if binary.BigEndian.Uint32(b[512:]) != ondisk.AGFMagic {
+				done <- errors.New("reader saw a torn AGF")
+				return
+			}
+		}
+	}()
+	for w := 0; w < workers; w++ {
+		go func(w int) {
+			for i := 0; i < each; i++ {
+				tx, err := j.Begin(Reservation{})
+				if err != nil {
+					done <- err
+					return
+				}
+				b, err := tx.ReadBuf(tfs.g.AGFDaddr(uint32(w%2)), 512, BufAGF)
+				if err != nil {
+					done <- err
+					return
+				}
+				v := binary.BigEndian.Uint32(b.Data[agfFreeOff:])
+				binary.BigEndian.PutUint32(b.Data[agfFreeOff:], v+1)
+				tx.LogBuf(b, agfFreeOff, 4)
+				if i%10 == 9 {
+					tx.Cancel()
+					continue
+				}
+				if err := tx.Commit(); err != nil {
+					done <- err
+					return
+				}
+			}
+			done <- nil
+		}(w)
+	}
+	for w := 0; w < workers; w++ {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(stop)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	want := uint32(workers / 2 * (each - each/10))
+	for ag := uint32(0); ag < 2; ag++ {
+		disk := make([]byte, 512)
+		tfs.dev.ReadAt(disk, tfs.g.AGFDaddr(ag)<<9)
+		if v := binary.BigEndian.Uint32(disk[agfFreeOff:]); v != want || !ondisk.VerifyCRC(disk, ondisk.AGFCRCOff) {
+			t.Fatalf("AG %d: agf_freeblks %d, want %d", ag, v, want)
+		}
+	}
+	if s := j.Stats(); s.Checkpoints < 5 {
+		t.Fatalf("only %d checkpoints ran alongside the transactions", s.Checkpoints)
+	}
+}
