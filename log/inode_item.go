@@ -11,6 +11,9 @@ import (
 // transaction changed, in the form the kernel keeps them in core
 // (xfs_inode_item_format).
 
+// dinodeNextUnlinkedOff is di_next_unlinked in the inode core.
+const dinodeNextUnlinkedOff = 96
+
 // Flag groups: which fork a logging flag is about.
 const (
 	iLogDFork = ILogDData | ILogDExt | ILogDBroot | ILogDev
@@ -64,7 +67,7 @@ func formatInode(ip []byte, ino uint64, flags uint32, loc ondisk.InodeLocation, 
 	// As the kernel logs them: recovery keeps the on-disk next_unlinked and
 	// computes lsn and CRC itself.
 	le := binary.LittleEndian
-	le.PutUint32(it.core[96:], 0xffffffff)
+	le.PutUint32(it.core[dinodeNextUnlinkedOff:], 0xffffffff)
 	le.PutUint32(it.core[ondisk.DinodeCRCOff:], 0)
 	le.PutUint64(it.core[ondisk.DinodeLSNOff:], 0)
 
@@ -197,10 +200,12 @@ func bmdrToBroot(fork []byte, ino uint64, meta ondisk.UUID) ([]byte, error) {
 }
 
 // inodeLoggedRanges returns the byte ranges of the inode (relative to its
-// start) that the flags make recovery rewrite: the core always, each fork
+// start) that the flags make recovery rewrite: the core always, but for
+// di_next_unlinked, which inode recovery keeps from disk (unlinked list
+// changes must be logged in the cluster buffer with LogBuf); each fork
 // whose flags are set.
 func inodeLoggedRanges(ip []byte, flags uint32, g *ondisk.Geometry) [][2]int {
-	out := [][2]int{{0, ondisk.DinodeCoreSize}}
+	out := [][2]int{{0, dinodeNextUnlinkedOff}, {dinodeNextUnlinkedOff + 4, ondisk.DinodeCoreSize}}
 	d, err := ondisk.DecodeDinode(ip)
 	if err != nil {
 		return out

@@ -177,7 +177,10 @@ func (tx *Tx) LogBuf(b *Buf, off, n int) {
 // LogInode records that inode ino changed. Its bytes live in its cluster
 // buffer, which the transaction must hold (ReadBuf of the inode's
 // ClusterDaddr and ClusterLen, type BufDino). flags are ILog* bits: the core
-// is always logged; ILogD*/ILogA* add the data and attribute forks.
+// is always logged; ILogD*/ILogA* add the data and attribute forks. As in
+// the kernel, di_next_unlinked is not part of the inode item (recovery
+// keeps the on-disk value): a change to it must be logged with LogBuf on
+// the cluster buffer.
 func (tx *Tx) LogInode(ino uint64, flags uint32) {
 	if tx.done {
 		return

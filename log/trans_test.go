@@ -156,6 +156,14 @@ func TestFailedCommitLeavesNoTrace(t *testing.T) {
 			cl.Data[loc.Offset+ondisk.DinodeCoreSize+3] ^= 1
 			tx.LogInode(tfsFileIno, ILogCore)
 		}},
+		{"next_unlinked changed, inode logged", func(tx *Tx) {
+			loc := tfs.g.LocateInode(tfsFileIno)
+			cl, _ := tx.ReadBuf(loc.ClusterDaddr, loc.ClusterLen, BufDino)
+			ip := cl.Data[loc.Offset : loc.Offset+tfs.g.InodeSize]
+			binary.BigEndian.PutUint32(ip[96:], 1234)
+			ondisk.StampCRC(ip, ondisk.DinodeCRCOff)
+			tx.LogInode(tfsFileIno, ILogCore)
+		}},
 		{"inode of another number", func(tx *Tx) {
 			loc := tfs.g.LocateInode(tfsFileIno)
 			cl, _ := tx.ReadBuf(loc.ClusterDaddr, loc.ClusterLen, BufDino)
@@ -362,5 +370,40 @@ func TestConcurrentTransactions(t *testing.T) {
 	}
 	if s := j.Stats(); s.Checkpoints < 5 {
 		t.Fatalf("only %d checkpoints ran alongside the transactions", s.Checkpoints)
+	}
+}
+
+// di_next_unlinked travels in the cluster buffer, as the kernel logs it; a
+// buffer item of type DINO carries it next to the inode item.
+func TestNextUnlinkedLoggedInBuffer(t *testing.T) {
+	tfs := newTestFS(t, 512)
+	j := tfs.open(t, Options{})
+	loc := tfs.g.LocateInode(tfsFileIno)
+	tx, _ := j.Begin(Reservation{})
+	cl, _ := tx.ReadBuf(loc.ClusterDaddr, loc.ClusterLen, BufDino)
+	ip := cl.Data[loc.Offset : loc.Offset+tfs.g.InodeSize]
+	binary.BigEndian.PutUint32(ip[96:], 1234)
+	ondisk.StampCRC(ip, ondisk.DinodeCRCOff)
+	tx.LogBuf(cl, loc.Offset+96, 4)
+	tx.LogInode(tfsFileIno, ILogCore)
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	head := j.w.head
+	if err := j.Checkpoint(); err != nil {
+		t.Fatal(err)
+	}
+	trs, err := parseTestTrans(readTestRecords(t, j.area, head, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	items, _ := splitTestItems(trs[0].regions)
+	if len(items) != 2 || items[0].typ != ItemBuf || items[1].typ != ItemInode {
+		t.Fatalf("items %+v", items)
+	}
+	f, _ := DecodeBufLogFormat(items[0].regions[0])
+	if f.Type() != BufDino || f.Blkno != loc.ClusterDaddr || len(items[0].regions) != 2 ||
+		binary.BigEndian.Uint32(items[0].regions[1][(loc.Offset+96)%BufChunkSize:]) != 1234 {
+		t.Fatalf("buffer item %+v", f)
 	}
 }
