@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/xfsimg/xfsimg/internal/oracle"
+	"github.com/xfsimg/xfsimg/ondisk"
 )
 
 // Geometries the journal must write: the log's block size, sector size and
@@ -274,4 +275,69 @@ func TestRecordCRCMatchesKernel(t *testing.T) {
 		t.Fatalf("%d records, no committed transaction", len(recs))
 	}
 	t.Logf("%d kernel records, %d committed checkpoints, CRCs all match", len(recs), committed)
+}
+
+// After xfs_repair rewrites a log whose cycle had passed 1, the log is full
+// of cycle-1 header blocks after the head (libxfs_log_clear); the writer
+// must find the head by search and continue in the right cycle.
+func TestWriteAfterRepairClearedLog(t *testing.T) {
+	oracle.Require(t, oracle.Xfsprogs, oracle.Loop)
+	for _, v := range []string{"TEST_DIR", "TEST_DEV", "QA_CHECK_FS"} {
+		t.Setenv(v, os.TempDir())
+	}
+	img := oracle.Mkfs(t, 512<<20, "-l", "size=1368b")
+	files := populate(t, img)
+	dev, j := openJournal(t, img, Options{})
+	session(t, j, files, 1, 200, nil)
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	dev.Close()
+	if j.w.cycle < 2 {
+		t.Fatalf("log cycle %d; the test needs a wrapped log", j.w.cycle)
+	}
+	oracle.Run(t, "xfs_repair", img)
+	rdev, err := ondisk.Open(img, ondisk.OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb, g := readSuperblock(t, rdev)
+	a := NewArea(rdev, g, sb.UUID)
+	st, err := a.FindState()
+	if err != nil || !st.Clean {
+		t.Fatalf("after xfs_repair: %+v %v", st, err)
+	}
+	last, err := a.ReadBlocks(a.BBs-1, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdev.Close()
+	t.Logf("after xfs_repair: head %d/%d, last block cycle %d", st.Head.Cycle(), st.Head.Block(), cycleOf(last))
+	if st.Head.Cycle() < 2 || cycleOf(last) != st.Head.Cycle()-1 {
+		t.Fatalf("xfs_repair did not leave a cycle-%d log filled with cycle-%d blocks", st.Head.Cycle(), st.Head.Cycle()-1)
+	}
+	dev, j = openJournal(t, img, Options{})
+	if err := j.SetLabel("after-rep"); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	dev.Close()
+	logprintOK(t, img)
+	oracle.RequireRepairClean(t, img)
+	if label, _ := mountLabel(t, img); label != "after-rep" {
+		t.Fatalf("label %q", label)
+	}
+	// And once more with the checkpoint left for the kernel to replay.
+	dev, j = openJournal(t, img, Options{Hooks: Hooks{AfterLogFlush: func() error { return errHook }}})
+	if err := j.SetLabel("replay-rep"); err == nil {
+		t.Fatal("hook did not stop the checkpoint")
+	}
+	dev.Close()
+	label, res := mountLabel(t, img)
+	if label != "replay-rep" || !hasLine(res.dmesg, "Starting recovery") || hasLine(res.dmesg, "Torn write") {
+		t.Fatalf("label %q after recovery:\n%s", label, strings.Join(res.dmesg, "\n"))
+	}
+	oracle.RequireRepairClean(t, img)
 }
