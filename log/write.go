@@ -121,7 +121,7 @@ func (w *logWriter) pack(tid uint32, ops []op) ([]record, int64, error) {
 	}
 	for _, o := range ops {
 		regions += int64(len(o.data))
-		if !o.split || OpHeaderSize+len(o.data) <= w.capacity-len(cur) {
+		if !o.split || len(o.data) == 0 || OpHeaderSize+len(o.data) <= w.capacity-len(cur) {
 			if OpHeaderSize+len(o.data) > w.capacity-len(cur) {
 				if len(cur) == 0 {
 					return nil, 0, fmt.Errorf("log: op of %d bytes does not fit a record", len(o.data))
