@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"strings"
 	"sync"
+	"syscall"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -50,6 +53,11 @@ func Open(path string, opt OpenOptions) (*Device, error) {
 	d.block = st.Mode()&os.ModeDevice != 0 && st.Mode()&os.ModeCharDevice == 0
 	if !d.block && !st.Mode().IsRegular() {
 		return nil, fmt.Errorf("%s: not a regular file or block device", path)
+	}
+	if opt.Write && !d.block {
+		if err := checkNotLoopBacking(path, st); err != nil {
+			return nil, err
+		}
 	}
 	flags := unix.O_RDONLY | unix.O_CLOEXEC
 	if opt.Write {
@@ -301,4 +309,60 @@ func AlignedBuffer(n, align int) []byte {
 	addr := uintptr(unsafe.Pointer(unsafe.SliceData(raw)))
 	shift := int((uintptr(align) - addr&uintptr(align-1)) & uintptr(align-1))
 	return raw[shift : shift+n : shift+n]
+}
+
+// checkNotLoopBacking refuses to write an image file that backs an attached
+// loop device: the kernel may have the file system mounted through it, and
+// even unmounted, the device's page cache would go stale. The flock does not
+// help there, since the loop driver takes none. Every attached loop device
+// names its backing file in sysfs; the path is compared by device and inode
+// number (so hard links and other spellings match), and where the path no
+// longer resolves to the file (renamed or deleted since), the loop device
+// itself is asked for its backing file's device and inode.
+func checkNotLoopBacking(path string, st os.FileInfo) error {
+	sys, ok := st.Sys().(*syscall.Stat_t)
+	if !ok {
+		return nil
+	}
+	entries, _ := filepath.Glob("/sys/block/loop*/loop/backing_file")
+	for _, e := range entries {
+		raw, err := os.ReadFile(e)
+		if err != nil {
+			continue // detached meanwhile
+		}
+		loop := "/dev/" + filepath.Base(filepath.Dir(filepath.Dir(e)))
+		name := strings.TrimSuffix(strings.TrimSuffix(string(raw), "\n"), " (deleted)")
+		if fi, err := os.Stat(name); err == nil && os.SameFile(fi, st) {
+			return loopBusy(path, loop)
+		}
+		// The name may be stale (renamed, deleted, another mount
+		// namespace): ask the device.
+		if same, err := loopBacks(loop, sys); err == nil && same {
+			return loopBusy(path, loop)
+		}
+	}
+	return nil
+}
+
+// loopBacks asks a loop device (LOOP_GET_STATUS64) whether its backing file
+// is the file with stat st. The kernel reports the device number in the
+// kernel's encoding; compare major and minor.
+func loopBacks(loop string, st *syscall.Stat_t) (bool, error) {
+	fd, err := unix.Open(loop, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return false, err
+	}
+	defer unix.Close(fd)
+	info, err := unix.IoctlLoopGetStatus64(fd)
+	if err != nil {
+		return false, err
+	}
+	// new_encode_dev: minor low byte, major, then the rest of the minor.
+	kmaj := uint32(info.Device&0xfff00) >> 8
+	kmin := uint32(info.Device&0xff) | uint32(info.Device>>12)&0xfff00
+	return info.Inode == st.Ino && kmaj == unix.Major(st.Dev) && kmin == unix.Minor(st.Dev), nil
+}
+
+func loopBusy(path, loop string) error {
+	return fmt.Errorf("%s: the image backs loop device %s (unmount it and run losetup -d %s first)", path, loop, loop)
 }
