@@ -71,16 +71,24 @@ func (tx *Tx) Journal() *Journal { return tx.j }
 // ReadBuf returns the buffer at daddr as the committed state has it, locked
 // for this transaction. The same transaction may get it again.
 func (tx *Tx) ReadBuf(daddr int64, length int, typ BufType) (*Buf, error) {
-	return tx.getBuf(daddr, length, typ, true)
+	return tx.getBuf(daddr, length, typ, true, nil)
+}
+
+// ReadBufVerify is ReadBuf with a read verifier, run (as the kernel runs
+// its verifiers) only when the buffer comes from the device: a cached
+// buffer was verified when it was read, and a changed one carries a CRC
+// that is only stamped at writeback. A buffer that fails is not cached.
+func (tx *Tx) ReadBufVerify(daddr int64, length int, typ BufType, verify func([]byte) error) (*Buf, error) {
+	return tx.getBuf(daddr, length, typ, true, verify)
 }
 
 // NewBuf returns a zeroed buffer for a block the transaction is about to
 // fill (a newly allocated block), without reading it.
 func (tx *Tx) NewBuf(daddr int64, length int, typ BufType) (*Buf, error) {
-	return tx.getBuf(daddr, length, typ, false)
+	return tx.getBuf(daddr, length, typ, false, nil)
 }
 
-func (tx *Tx) getBuf(daddr int64, length int, typ BufType, read bool) (*Buf, error) {
+func (tx *Tx) getBuf(daddr int64, length int, typ BufType, read bool, verify func([]byte) error) (*Buf, error) {
 	if tx.done {
 		return nil, errTxDone
 	}
@@ -107,13 +115,19 @@ func (tx *Tx) getBuf(daddr int64, length int, typ BufType, read bool) (*Buf, err
 	tb := &txBuf{cb: cb, created: created}
 	switch {
 	case created && read:
-		if _, err := j.dev.ReadAt(cb.data, daddr<<ondisk.BBShift); err != nil {
+		_, err := j.dev.ReadAt(cb.data, daddr<<ondisk.BBShift)
+		if err != nil {
+			err = fmt.Errorf("read buffer at daddr %d: %w", daddr, err)
+		} else if verify != nil {
+			err = verify(cb.data)
+		}
+		if err != nil {
 			j.mu.Lock()
 			j.evict(cb)
 			cb.owner = nil
 			j.cond.Broadcast()
 			j.mu.Unlock()
-			return nil, fmt.Errorf("read buffer at daddr %d: %w", daddr, err)
+			return nil, err
 		}
 		tb.base = append([]byte(nil), cb.data...)
 	case created:

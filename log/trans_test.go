@@ -415,3 +415,34 @@ func TestNextUnlinkedLoggedInBuffer(t *testing.T) {
 		t.Fatalf("buffer item %+v", f)
 	}
 }
+
+// TestReadBufVerify: the verifier runs when a buffer comes from the
+// device, not when it is cached; a buffer that fails it is not cached.
+func TestReadBufVerify(t *testing.T) {
+	tfs := newTestFS(t, 512)
+	j := tfs.open(t, Options{})
+	agf := tfs.g.AGFDaddr(1)
+	bad := errors.New("refused")
+	calls := 0
+	verify := func(b []byte) error { calls++; return bad }
+	tx, _ := j.Begin(Reservation{})
+	if _, err := tx.ReadBufVerify(agf, 512, BufAGF, verify); !errors.Is(err, bad) {
+		t.Fatalf("failing verifier: %v", err)
+	}
+	verify = func(b []byte) error { calls++; return nil }
+	if _, err := tx.ReadBufVerify(agf, 512, BufAGF, verify); err != nil {
+		t.Fatal(err)
+	}
+	if calls != 2 {
+		t.Fatalf("verifier ran %d times, want 2 (the failed read was not cached)", calls)
+	}
+	tx.Cancel()
+	tx, _ = j.Begin(Reservation{})
+	defer tx.Cancel()
+	if _, err := tx.ReadBufVerify(agf, 512, BufAGF, verify); err != nil {
+		t.Fatal(err)
+	}
+	if calls != 2 {
+		t.Fatalf("verifier ran again on a cached buffer (%d calls)", calls)
+	}
+}
