@@ -430,19 +430,26 @@ func TestReadBufVerify(t *testing.T) {
 		t.Fatalf("failing verifier: %v", err)
 	}
 	verify = func(b []byte) error { calls++; return nil }
-	if _, err := tx.ReadBufVerify(agf, 512, BufAGF, verify); err != nil {
+	b, err := tx.ReadBufVerify(agf, 512, BufAGF, verify)
+	if err != nil {
 		t.Fatal(err)
 	}
+	// Change it, so that the committed buffer stays cached with a CRC
+	// that is only right after writeback.
+	binary.BigEndian.PutUint32(b.Data[agfFreeOff:], 1234)
+	tx.LogBuf(b, agfFreeOff, 4)
 	if calls != 2 {
 		t.Fatalf("verifier ran %d times, want 2 (the failed read was not cached)", calls)
 	}
-	tx.Cancel()
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
 	tx, _ = j.Begin(Reservation{})
 	defer tx.Cancel()
 	if _, err := tx.ReadBufVerify(agf, 512, BufAGF, verify); err != nil {
 		t.Fatal(err)
 	}
 	if calls != 2 {
-		t.Fatalf("verifier ran again on a cached buffer (%d calls)", calls)
+		t.Fatalf("verifier ran on a cached, changed buffer (%d calls)", calls)
 	}
 }
