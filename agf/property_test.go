@@ -194,3 +194,84 @@ func TestRandomAllocFree(t *testing.T) {
 		})
 	}
 }
+
+// The fragmented 1 KiB fixture's two-level trees grow to three levels
+// when every other block of its one big free extent in AG 0 is allocated,
+// and shrink back (joins, root collapse) when the blocks are freed in
+// random order. The model holds after every transaction; xfs_repair at the
+// peak and at the end.
+func TestTreesGrowAndShrink(t *testing.T) {
+	oracle.Require(t, oracle.Xfsprogs)
+	img := images.Extract(t, "freesp-1k")
+	w := openImage(t, img)
+	m := newModel(t, w)
+	g := w.g
+	views := m.check(t, w)
+	v := views[0]
+	if v.agf.BnoLevel != 2 || v.agf.CntLevel != 2 {
+		t.Fatalf("fixture trees at levels %d/%d, want 2", v.agf.BnoLevel, v.agf.CntLevel)
+	}
+	var big ondisk.AllocRec
+	for _, r := range v.bno {
+		if r.BlockCount > big.BlockCount {
+			big = r
+		}
+	}
+	const perTx = 1000
+	next := big.StartBlock + 1
+	grown := false
+	for !grown {
+		if err := w.tx(perTx, func(a *agf.Allocator) error {
+			for k := 0; k < perTx; k++ {
+				fsb, n, err := a.Alloc(agf.Request{Target: g.FSB(0, next), MinLen: 1, MaxLen: 1, Exact: true})
+				if err != nil {
+					return err
+				}
+				if fsb != g.FSB(0, next) || n != 1 {
+					return fmt.Errorf("exact allocation at %d: got %d+%d", next, fsb, n)
+				}
+				if err := m.take(fsb, n); err != nil {
+					return err
+				}
+				next += 2
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		v = m.check(t, w)[0]
+		grown = v.agf.BnoLevel == 3 && v.agf.CntLevel == 3
+		if next > big.StartBlock+big.BlockCount-2*perTx {
+			t.Fatalf("trees still at levels %d/%d with %d extents", v.agf.BnoLevel, v.agf.CntLevel, len(v.bno))
+		}
+	}
+	t.Logf("three levels at %d free extents, %d tree blocks, AGFL %d", len(v.bno), len(v.treeBlocks), len(v.agfl))
+	w.close()
+	oracle.RequireRepairClean(t, img)
+	w = w.reopen()
+
+	r := rand.New(rand.NewPCG(7, 11))
+	r.Shuffle(len(m.exts), func(i, j int) { m.exts[i], m.exts[j] = m.exts[j], m.exts[i] })
+	for len(m.exts) > 0 {
+		if err := w.tx(0, func(a *agf.Allocator) error {
+			for k := 0; k < perTx && len(m.exts) > 0; k++ {
+				e := m.exts[len(m.exts)-1]
+				m.exts = m.exts[:len(m.exts)-1]
+				if err := a.Free(e.fsb, e.n); err != nil {
+					return err
+				}
+				m.give(e.fsb, e.n)
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		v = m.check(t, w)[0]
+	}
+	if v.agf.BnoLevel != 2 || v.agf.CntLevel != 2 {
+		t.Fatalf("after freeing everything the trees are at levels %d/%d, want 2", v.agf.BnoLevel, v.agf.CntLevel)
+	}
+	t.Logf("back to %d free extents, %d tree blocks, AGFL %d", len(v.bno), len(v.treeBlocks), len(v.agfl))
+	w.close()
+	oracle.RequireRepairClean(t, img)
+}
