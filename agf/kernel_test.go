@@ -64,7 +64,7 @@ func kernelFree(t *testing.T, img string, g *ondisk.Geometry) (uint64, []freeExt
 		if (end+1)/agBBs != agno && (end+1)%agBBs != 0 {
 			t.Fatalf("fsmap free extent %q crosses an AG", line)
 		}
-		exts = append(exts, freeExt{uint32(agno), uint32(start%agBBs/bbPerBlock), uint32((end + 1 - start) / bbPerBlock)})
+		exts = append(exts, freeExt{uint32(agno), uint32(start % agBBs / bbPerBlock), uint32((end + 1 - start) / bbPerBlock)})
 	}
 	return st.Bfree, sortExts(exts)
 }
