@@ -20,29 +20,36 @@ import (
 // The journal writes a checkpoint, flushes it and writes it in place before
 // the next one starts, so a free is in place once two checkpoints have
 // completed after its transaction committed (one may already have been
-// under way). An extent is recorded while its transaction holds the AG's
-// AGF; another transaction that holds the AGF later knows the first has
-// committed or cancelled, and notes the checkpoint count then. A user
-// data allocation trims busy space out of the free extents it looks at;
-// when that leaves nothing, it forces a checkpoint, which settles every
-// other transaction's busy extents of the AG it holds, and tries again.
-// Its own transaction's frees it can never use for data.
+// under way). A transaction's extents are recorded while it holds the AG's
+// AGF; the next transaction to lock that AGF knows the first has committed
+// or cancelled, and dates all of the first's extents with the checkpoint
+// count then. A user data allocation trims busy space out of the free
+// extents it looks at; when that leaves nothing, it forces a checkpoint,
+// which settles every other transaction's busy extents of the AG it holds,
+// and tries again. Its own transaction's frees it can never use for data.
+
+type txRef = weak.Pointer[log.Tx]
 
 // busyExtent is one freed range of an AG.
 type busyExtent struct {
 	bno, len uint32
-	owner    weak.Pointer[log.Tx]
-	seen     int64 // checkpoint count when a later transaction saw it; -1 before
+	owner    txRef
 }
 
-// busyList holds one journal's busy extents by AG, sorted by start.
+// busyAG is one AG's busy extents, sorted by start, and when each owning
+// transaction was first seen finished (checkpoint count; -1: not yet).
+type busyAG struct {
+	exts    []busyExtent
+	owners  map[txRef]int64
+	undated []txRef // owners not yet seen finished
+	maxLen  uint32  // longest extent recorded, bounds overlap searches
+	pruned  int64   // checkpoint count at the last prune
+}
+
+// busyList holds one journal's busy extents.
 type busyList struct {
-	mu     sync.Mutex
-	ags    map[uint32][]busyExtent
-	maxLen map[uint32]uint32 // longest extent ever recorded in the AG, bounds searches
-	// settled is the checkpoint count at the AG's last settle: settling
-	// again before another checkpoint cannot drop anything.
-	settled map[uint32]int64
+	mu  sync.Mutex
+	ags map[uint32]*busyAG
 }
 
 var (
@@ -58,7 +65,7 @@ func busyFor(j *log.Journal) *busyList {
 	if l := busyLists[k]; l != nil {
 		return l
 	}
-	l := &busyList{ags: map[uint32][]busyExtent{}, maxLen: map[uint32]uint32{}, settled: map[uint32]int64{}}
+	l := &busyList{ags: map[uint32]*busyAG{}}
 	busyLists[k] = l
 	runtime.AddCleanup(j, func(k weak.Pointer[log.Journal]) {
 		busyMu.Lock()
@@ -68,67 +75,106 @@ func busyFor(j *log.Journal) *busyList {
 	return l
 }
 
-// add records [bno, bno+n) of AG agno as freed by owner's transaction.
-func (l *busyList) add(agno, bno, n uint32, owner weak.Pointer[log.Tx]) {
+// add records [bno, bno+n) of AG agno as freed by owner's transaction,
+// which holds the AG's AGF.
+func (l *busyList) add(agno, bno, n uint32, owner txRef) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	s := l.ags[agno]
+	b := l.ags[agno]
+	if b == nil {
+		b = &busyAG{owners: map[txRef]int64{}, pruned: -1}
+		l.ags[agno] = b
+	}
+	s := b.exts
 	i := sort.Search(len(s), func(i int) bool { return s[i].bno >= bno })
 	s = append(s, busyExtent{})
 	copy(s[i+1:], s[i:])
-	s[i] = busyExtent{bno: bno, len: n, owner: owner, seen: -1}
-	l.ags[agno] = s
-	l.maxLen[agno] = max(l.maxLen[agno], n)
+	s[i] = busyExtent{bno: bno, len: n, owner: owner}
+	b.exts = s
+	b.maxLen = max(b.maxLen, n)
+	if _, ok := b.owners[owner]; !ok {
+		b.owners[owner] = -1
+		b.undated = append(b.undated, owner)
+	}
 }
 
-// settle drops the AG's busy extents of other transactions that are in
-// place by checkpoint count ckpts, and dates the ones first seen now. The
-// caller holds the AG's AGF, so their transactions have finished.
-func (l *busyList) settle(agno uint32, owner weak.Pointer[log.Tx], ckpts int64, all bool) {
-	if last, ok := l.settled[agno]; ok && last == ckpts && !all {
-		return
+// settle dates the other transactions' extents of the AG (the caller
+// holds its AGF, so they have finished) and drops those in place by
+// checkpoint count ckpts, or all of them when flushed. Caller holds l.mu.
+func (l *busyList) settle(agno uint32, me txRef, ckpts int64, flushed bool) *busyAG {
+	b := l.ags[agno]
+	if b == nil {
+		return nil
 	}
-	l.settled[agno] = ckpts
-	s := l.ags[agno]
-	out := s[:0]
-	for _, e := range s {
-		if e.owner != owner {
-			if all {
-				continue
-			}
-			if e.seen < 0 {
-				e.seen = ckpts
-			}
-			if ckpts >= e.seen+2 {
-				continue
+	keep := b.undated[:0]
+	for _, o := range b.undated {
+		if o == me {
+			keep = append(keep, o)
+			continue
+		}
+		b.owners[o] = ckpts
+	}
+	clear(b.undated[len(keep):])
+	b.undated = keep
+	// Owners dated just now cannot expire yet, and the others were
+	// looked at when the count last changed.
+	if flushed || b.pruned != ckpts {
+		b.pruned = ckpts
+		gone := func(o txRef) bool {
+			seen := b.owners[o]
+			return o != me && seen >= 0 && (flushed || ckpts >= seen+2)
+		}
+		any := false
+		for o := range b.owners {
+			if gone(o) {
+				any = true
+				break
 			}
 		}
-		out = append(out, e)
+		if any {
+			out := b.exts[:0]
+			for _, e := range b.exts {
+				if !gone(e.owner) {
+					out = append(out, e)
+				}
+			}
+			clear(b.exts[len(out):])
+			b.exts = out
+			for o := range b.owners {
+				if gone(o) {
+					delete(b.owners, o)
+				}
+			}
+		}
 	}
-	clear(s[len(out):])
-	l.ags[agno] = out
-	if len(out) == 0 {
+	if len(b.exts) == 0 {
 		delete(l.ags, agno)
-		delete(l.maxLen, agno)
-		delete(l.settled, agno)
+		return nil
 	}
+	return b
+}
+
+// observe is called when a transaction locks AG agno's AGF.
+func (l *busyList) observe(agno uint32, me txRef, ckpts int64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.settle(agno, me, ckpts, false)
 }
 
 // trim returns the longest part of [bno, bno+n) of AG agno that is not
 // busy, and whether the part cut away held this transaction's own (own)
-// or only other transactions' (flushable) busy space.
-func (l *busyList) trim(agno, bno, n uint32, owner weak.Pointer[log.Tx], ckpts int64) (tbno, tlen uint32, own, flushable bool) {
+// or other transactions' (flushable) busy space.
+func (l *busyList) trim(agno, bno, n uint32, me txRef, ckpts int64) (tbno, tlen uint32, own, flushable bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	s := l.ags[agno]
-	if len(s) == 0 {
+	b := l.settle(agno, me, ckpts, false)
+	if b == nil {
 		return bno, n, false, false
 	}
-	l.settle(agno, owner, ckpts, false)
-	s = l.ags[agno]
+	s := b.exts
 	end := uint64(bno) + uint64(n)
 	lo := uint64(0)
-	if ml := uint64(l.maxLen[agno]); uint64(bno) > ml {
+	if ml := uint64(b.maxLen); uint64(bno) > ml {
 		lo = uint64(bno) - ml
 	}
 	i := sort.Search(len(s), func(i int) bool { return uint64(s[i].bno) >= lo })
@@ -144,7 +190,7 @@ func (l *busyList) trim(agno, bno, n uint32, owner weak.Pointer[log.Tx], ckpts i
 			continue
 		}
 		hit = true
-		if e.owner == owner {
+		if e.owner == me {
 			own = true
 		} else {
 			flushable = true
@@ -165,20 +211,8 @@ func (l *busyList) trim(agno, bno, n uint32, owner weak.Pointer[log.Tx], ckpts i
 
 // flushed drops every other transaction's busy extents of AG agno after a
 // checkpoint that the caller forced while holding the AG's AGF.
-func (l *busyList) flushed(agno uint32, owner weak.Pointer[log.Tx]) {
+func (l *busyList) flushed(agno uint32, me txRef) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.settle(agno, owner, 0, true)
-}
-
-// hasOther reports whether AG agno has busy extents of other transactions.
-func (l *busyList) hasOther(agno uint32, owner weak.Pointer[log.Tx]) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for _, e := range l.ags[agno] {
-		if e.owner != owner {
-			return true
-		}
-	}
-	return false
+	l.settle(agno, me, 0, true)
 }

@@ -66,6 +66,7 @@ func (a *Allocator) lockAG(agno uint32) (*txAG, error) {
 	ag.cnt = ag.tree(CntOps(), true)
 	a.ags[agno] = ag
 	a.highest = max(a.highest, int64(agno))
+	a.busy.observe(agno, a.owner, a.tx.Journal().Stats().Checkpoints)
 	return ag, nil
 }
 
