@@ -213,6 +213,18 @@ func (f *IFork) Lookup(off uint64) (ondisk.Extent, bool, error) {
 	return x, false, nil
 }
 
+// Prev returns the last extent that starts before off (the kernel's
+// "previous" record of a lookup at off).
+func (f *IFork) Prev(off uint64) (ondisk.Extent, bool, error) {
+	if f.err != nil {
+		return ondisk.Extent{}, false, f.err
+	}
+	if off == 0 {
+		return ondisk.Extent{}, false, nil
+	}
+	return f.le(off - 1)
+}
+
 // Extents returns every record of the fork in file-offset order.
 func (f *IFork) Extents() ([]ondisk.Extent, error) {
 	if f.err != nil {

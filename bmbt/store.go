@@ -145,20 +145,12 @@ func (f *IFork) FreeBlock(ptr uint64) error {
 		return f.fail(fmt.Errorf("inode %d: free bmbt block %d: %w", f.ino, ptr, err))
 	}
 	if b := f.bufs[ptr]; b != nil {
-		invalidate(f.tx, b)
+		f.tx.Invalidate(b)
 		delete(f.bufs, ptr)
 	}
 	f.core.NBlocks--
 	f.dirty = true
 	return nil
-}
-
-// invalidate drops a freed block's buffer from the transaction
-// (log.Tx.Invalidate) when the journal has it.
-func invalidate(tx *log.Tx, b *log.Buf) {
-	if inv, ok := any(tx).(interface{ Invalidate(*log.Buf) }); ok {
-		inv.Invalidate(b)
-	}
 }
 
 // forkRoot is the fork's in-inode root as the engine sees it.

@@ -90,33 +90,3 @@ func humanBytes(n uint64) string {
 	i := strings.IndexFunc(s, func(r rune) bool { return (r < '0' || r > '9') && r != '.' })
 	return s[:i] + " " + s[i:] + "B"
 }
-
-// parseSize parses xfs_io's size syntax: a number with an optional unit,
-// k/m/g/t/p/e in powers of 1024 (either case), s for 512-byte sectors and
-// b for file-system blocks (blockSize; 0 refuses it).
-func parseSize(s string, blockSize int64) (int64, error) {
-	t := strings.TrimSpace(s)
-	if t == "" {
-		return 0, fmt.Errorf("empty size")
-	}
-	mult := int64(1)
-	switch last := strings.ToLower(t[len(t)-1:]); last {
-	case "s":
-		mult, t = 512, t[:len(t)-1]
-	case "b":
-		if blockSize == 0 {
-			return 0, fmt.Errorf("size %q: block units need a file system", s)
-		}
-		mult, t = blockSize, t[:len(t)-1]
-	case "k", "m", "g", "t", "p", "e":
-		t = t[:len(t)-1] + strings.ToUpper(last)
-	}
-	v, err := unitconv.ParsePrefix(t, unitconv.Base1024)
-	if err != nil || v < 0 || v != float64(int64(v)) {
-		return 0, fmt.Errorf("invalid size %q (use a byte count with an optional k, m, g, t unit)", s)
-	}
-	if v > float64(1<<62)/float64(mult) {
-		return 0, fmt.Errorf("size %q is too large", s)
-	}
-	return int64(v) * mult, nil
-}

@@ -1,0 +1,268 @@
+// Package convert changes files in an XFS image as the kernel would for the
+// same system calls, in journaled transactions in the image's own log: for
+// now the space operations of xfs_io (falloc, fpunch, truncate), driven by
+// an xfs_io-style script.
+package convert
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"sort"
+	"time"
+
+	"github.com/xfsimg/xfsimg/agf"
+	"github.com/xfsimg/xfsimg/bmbt"
+	"github.com/xfsimg/xfsimg/log"
+	"github.com/xfsimg/xfsimg/ondisk"
+	"github.com/xfsimg/xfsimg/xfs"
+)
+
+// Options tune a Session.
+type Options struct {
+	// Now gives the time stamped into mtime and ctime; nil: time.Now.
+	Now func() time.Time
+	// Journal options (checkpoint size, crash hooks for tests).
+	Log log.Options
+}
+
+// Stats count what a session did.
+type Stats struct {
+	Ops            int   `json:"ops"`
+	ExtentsCreated int64 `json:"extents_created"` // allocations mapped into files
+	ExtentsRemoved int64 `json:"extents_removed"` // pieces unmapped and freed
+	BlocksAlloc    int64 `json:"blocks_allocated"`
+	BlocksFreed    int64 `json:"blocks_freed"`
+	DataBytes      int64 `json:"data_bytes_zeroed"`
+	log.Stats
+}
+
+// Session is an image open for conversion: the device, its file system and
+// the journal every change goes through.
+type Session struct {
+	dev   ondisk.Storage
+	fs    *xfs.FS
+	sb    *ondisk.Superblock
+	g     *ondisk.Geometry
+	j     *log.Journal
+	opt   Options
+	stats Stats
+	seqs  map[uint64]uint64 // fork sequence numbers, carried across transactions
+
+	maxLevels  int    // BMBT height bound: the worst-case split
+	allocLevel int    // free-space btree height bound
+	maxUsable  uint32 // m_ag_max_usable
+}
+
+// Open prepares dev for conversion. It refuses (with an error wrapping
+// ondisk.ErrUnsupported or log.ErrDirtyLog) what it cannot write exactly as
+// the kernel would: features the journal does not write, a dirty log,
+// realtime, quotas, stripe-aligned allocation.
+func Open(dev ondisk.Storage, opt Options) (*Session, error) {
+	f, err := xfs.New(dev)
+	if err != nil {
+		return nil, err
+	}
+	sb := f.SB
+	if err := sb.WritableFeatures(); err != nil {
+		return nil, err
+	}
+	switch {
+	case sb.RBlocks != 0 || sb.RExtents != 0:
+		return nil, ondisk.Unsupportedf("writing to a file system with a realtime device")
+	case sb.QFlags&(quotaUserAcct|quotaGroupAcct|quotaProjAcct) != 0:
+		return nil, ondisk.Unsupportedf("writing with quota accounting on (sb_qflags 0x%x)", sb.QFlags)
+	case sb.Unit != 0 || sb.Width != 0:
+		return nil, ondisk.Unsupportedf("stripe-aligned allocation (sunit %d, swidth %d)", sb.Unit, sb.Width)
+	}
+	j, err := log.Open(dev, sb, f.Geo, opt.Log)
+	if err != nil {
+		return nil, err
+	}
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	s := &Session{dev: dev, fs: f, sb: sb, g: f.Geo, j: j, opt: opt, seqs: map[uint64]uint64{},
+		maxLevels:  ondisk.BmbtMaxLevels(f.Geo),
+		allocLevel: ondisk.AllocMaxLevels(f.Geo),
+		maxUsable:  agMaxUsable(f.Geo, sb),
+	}
+	return s, nil
+}
+
+// Quota accounting flags (XFS_*QUOTA_ACCT).
+const (
+	quotaUserAcct  = 0x0001
+	quotaProjAcct  = 0x0008
+	quotaGroupAcct = 0x0040
+)
+
+// agMaxUsable is m_ag_max_usable: the most one allocation can get.
+func agMaxUsable(g *ondisk.Geometry, sb *ondisk.Superblock) uint32 {
+	blocks := uint32((4*g.SectSize + g.BlockSize - 1) / g.BlockSize)
+	blocks += 4 + 3
+	if sb.HasFinobt() {
+		blocks++
+	}
+	if sb.HasRmapbt() {
+		blocks++
+	}
+	if sb.HasReflink() {
+		blocks++
+	}
+	return g.AGBlocks - blocks
+}
+
+// Geometry returns the file system geometry.
+func (s *Session) Geometry() *ondisk.Geometry { return s.g }
+
+// Journal returns the session's journal.
+func (s *Session) Journal() *log.Journal { return s.j }
+
+// Stats returns what the session did so far, the journal's counts included.
+func (s *Session) Stats() Stats {
+	st := s.stats
+	st.Stats = s.j.Stats()
+	return st
+}
+
+// Close writes everything out and leaves the log clean.
+func (s *Session) Close() error {
+	return s.j.Close()
+}
+
+// Lookup resolves path to a regular file's inode number. Call it before
+// changing anything: it reads directories from the device.
+func (s *Session) Lookup(p string) (uint64, error) {
+	ip, err := s.fs.Lookup(path.Clean("/"+p), true)
+	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) && errors.Is(err, fs.ErrNotExist) {
+			return 0, fmt.Errorf("%s: no such file or directory", p)
+		}
+		return 0, fmt.Errorf("%s: %w", p, err)
+	}
+	if ip.Core.Mode&ondisk.SIFMT != ondisk.SIFREG {
+		return 0, fmt.Errorf("%s: not a regular file", p)
+	}
+	return ip.Ino, nil
+}
+
+// txn is one transaction on inode ino's data fork.
+type txn struct {
+	s   *Session
+	tx  *log.Tx
+	al  *txAlloc
+	f   *bmbt.IFork
+	ino uint64
+}
+
+// txAlloc is the allocator a transaction hands to the fork and uses for
+// file data. A free the allocator must refuse because the transaction
+// already holds a higher AG's header (the kernel would free in a later
+// transaction of the chain, through an intent) is kept for a follow-up
+// transaction committed into the same checkpoint.
+type txAlloc struct {
+	al       *agf.Allocator
+	deferred []ondisk.Extent // StartBlock, BlockCount of frees to do next
+}
+
+func (a *txAlloc) Alloc(req agf.Request) (uint64, uint32, error) { return a.al.Alloc(req) }
+
+func (a *txAlloc) Free(fsb uint64, n uint32) error {
+	err := a.al.Free(fsb, n)
+	if errors.Is(err, agf.ErrLockOrder) {
+		a.deferred = append(a.deferred, ondisk.Extent{StartBlock: fsb, BlockCount: uint64(n)})
+		return nil
+	}
+	return err
+}
+
+// begin starts a transaction reserving res blocks and opens ino's data
+// fork in it.
+func (s *Session) begin(ino uint64, res int64) (*txn, error) {
+	tx, err := s.j.Begin(log.Reservation{Blocks: res})
+	if err != nil {
+		return nil, err
+	}
+	al := &txAlloc{al: agf.NewAllocator(tx, s.g)}
+	f, err := bmbt.OpenFork(tx, s.g, al, ino, bmbt.DataFork)
+	if err != nil {
+		tx.Cancel()
+		return nil, err
+	}
+	f.SetSeq(s.seqs[ino])
+	return &txn{s: s, tx: tx, al: al, f: f, ino: ino}, nil
+}
+
+func (t *txn) cancel() { t.tx.Cancel() }
+
+// commit logs the inode and commits. Frees that had to wait for a
+// transaction of their own follow at once, and both land in one
+// checkpoint: the checkpoint is written first if the committed list is not
+// empty, so that nothing between the two commits can end one, and a crash
+// replays both or neither.
+func (t *txn) commit() error {
+	if err := t.f.Log(); err != nil {
+		t.tx.Cancel()
+		return err
+	}
+	s := t.s
+	if len(t.al.deferred) > 0 {
+		if err := s.j.Checkpoint(); err != nil {
+			t.tx.Cancel()
+			return err
+		}
+	}
+	ckpts := s.j.Stats().Checkpoints
+	if err := t.tx.Commit(); err != nil {
+		return err
+	}
+	s.seqs[t.ino] = t.f.Seq()
+	if len(t.al.deferred) == 0 {
+		return nil
+	}
+	exts := t.al.deferred
+	sort.Slice(exts, func(a, b int) bool { return exts[a].StartBlock < exts[b].StartBlock })
+	tx, err := s.j.Begin(log.Reservation{})
+	if err != nil {
+		return err
+	}
+	al := agf.NewAllocator(tx, s.g)
+	for _, e := range exts {
+		if err := al.Free(e.StartBlock, uint32(e.BlockCount)); err != nil {
+			tx.Cancel()
+			return fmt.Errorf("deferred free of %d blocks at %d: %w", e.BlockCount, e.StartBlock, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	if s.j.Stats().Checkpoints != ckpts {
+		return fmt.Errorf("a checkpoint split a transaction from its deferred frees")
+	}
+	return nil
+}
+
+// free gives extents back in increasing block order (so that AGs are
+// locked in increasing order).
+func (t *txn) free(pieces []ondisk.Extent) error {
+	ps := append([]ondisk.Extent(nil), pieces...)
+	sort.Slice(ps, func(a, b int) bool { return ps[a].StartBlock < ps[b].StartBlock })
+	for _, p := range ps {
+		if err := t.al.Free(p.StartBlock, uint32(p.BlockCount)); err != nil {
+			return err
+		}
+		t.s.stats.ExtentsRemoved++
+		t.s.stats.BlocksFreed += int64(p.BlockCount)
+	}
+	return nil
+}
+
+// touch sets mtime and ctime to now, as file_update_time and setattr do.
+func (t *txn) touch() {
+	ts := ondisk.TimestampFromTime(t.s.opt.Now())
+	c := t.f.Core()
+	c.Mtime, c.Ctime = ts, ts
+}
