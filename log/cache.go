@@ -30,6 +30,7 @@ type cbuf struct {
 	// While owned: the committed contents for other readers and for Cancel.
 	// absent means there were none in the cache (read the device).
 	snap   []byte
+	spare  []byte // a former snap's storage, reused by the next owner
 	absent bool
 	// seq is the checkpoint sequence of the CIL that last took this buffer;
 	// the buffer is pending write-back while seq > Journal.written.
@@ -147,7 +148,7 @@ func (j *Journal) lockBuf(tx *Tx, daddr int64, length int) (b *cbuf, created boo
 		if b.owner == nil || b.owner == tx {
 			if b.owner == nil {
 				b.owner = tx
-				b.snap = append([]byte(nil), b.data...)
+				b.snap = append(b.spare[:0], b.data...)
 				b.absent = false
 			}
 			return b, false, nil
@@ -170,6 +171,9 @@ func (j *Journal) lockBuf(tx *Tx, daddr int64, length int) (b *cbuf, created boo
 // unlockBuf releases tx's lock. A buffer with nothing pending leaves the
 // cache: the device has its contents. Caller holds j.mu.
 func (j *Journal) unlockBuf(b *cbuf) {
+	if b.snap != nil {
+		b.spare = b.snap
+	}
 	b.owner, b.snap, b.absent = nil, nil, false
 	if b.seq <= j.written {
 		j.evict(b)

@@ -1,6 +1,7 @@
 package log
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
@@ -55,7 +56,12 @@ func (c *cil) add(it *commitItem, g *ondisk.Geometry) {
 		c.bufs[cb.daddr] = cb
 	}
 	cb.typ = tb.buf.Type
-	cb.image = it.image
+	// A buffer committed again in the same checkpoint reuses its copy.
+	if len(cb.image) == len(it.image) {
+		copy(cb.image, it.image)
+	} else {
+		cb.image = bytes.Clone(it.image)
+	}
 	for i, w := range tb.dmap {
 		cb.dmap[i] |= w
 	}

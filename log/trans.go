@@ -1,6 +1,7 @@
 package log
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"sort"
@@ -382,7 +383,7 @@ func (tx *Tx) Commit() error {
 // commitItem is one buffer's contribution to the CIL.
 type commitItem struct {
 	tb     *txBuf
-	image  []byte            // committed contents
+	image  []byte            // committed contents (the locked buffer's: copy before unlocking)
 	inodes map[int]ilogEntry // logged inodes by offset in the buffer
 	bytes  int64             // log space estimate
 }
@@ -451,8 +452,9 @@ func (tx *Tx) prepare() ([]*commitItem, []*txBuf, error) {
 				}
 			}
 		}
-		it.image = ondisk.AlignedBuffer(len(data), 4096)
-		copy(it.image, data)
+		// The transaction holds the buffer until Commit has added it to
+		// the CIL, which copies it then.
+		it.image = data
 		items = append(items, it)
 	}
 	return items, stale, nil
@@ -481,6 +483,9 @@ func (tx *Tx) checkUnlogged(tb *txBuf, inodes map[int]ilogEntry) error {
 	sort.Slice(covered, func(a, b int) bool { return covered[a][0] < covered[b][0] })
 	pos := 0
 	check := func(to int) error {
+		if tb.base != nil && pos < to && bytes.Equal(data[pos:to], tb.base[pos:to]) {
+			return nil // the common case, at memory speed
+		}
 		for i := pos; i < to; i++ {
 			var old byte
 			if tb.base != nil {
