@@ -199,18 +199,26 @@ func (f *IFork) Lookup(off uint64) (ondisk.Extent, bool, error) {
 	if f.err != nil {
 		return ondisk.Extent{}, false, f.err
 	}
-	x, found, err := f.le(off)
+	x, found, next, hasNext, err := f.seek(off)
 	if err != nil {
 		return ondisk.Extent{}, false, err
 	}
 	if found && x.End() > off {
 		return x, true, nil
 	}
-	x, found, err = f.ge(off)
-	if err != nil || !found {
-		return ondisk.Extent{}, false, err
+	if !hasNext {
+		return ondisk.Extent{}, false, nil
 	}
-	return x, false, nil
+	return next, false, nil
+}
+
+// Around returns, with one lookup, the last extent starting at or before
+// off and the first one starting after it.
+func (f *IFork) Around(off uint64) (le ondisk.Extent, hasLE bool, next ondisk.Extent, hasNext bool, err error) {
+	if f.err != nil {
+		return le, false, next, false, f.err
+	}
+	return f.seek(off)
 }
 
 // Prev returns the last extent that starts before off (the kernel's
@@ -222,7 +230,8 @@ func (f *IFork) Prev(off uint64) (ondisk.Extent, bool, error) {
 	if off == 0 {
 		return ondisk.Extent{}, false, nil
 	}
-	return f.le(off - 1)
+	x, ok, _, _, err := f.seek(off - 1)
+	return x, ok, err
 }
 
 // Extents returns every record of the fork in file-offset order.
@@ -287,17 +296,17 @@ func (f *IFork) Insert(e ondisk.Extent) error {
 	if err := f.checkExtent(e); err != nil {
 		return err
 	}
-	if l, ok, err := f.le(e.StartOff); err != nil {
+	l, lok, r, rok, err := f.seek(e.StartOff)
+	if err != nil {
 		return err
-	} else if ok && l.End() > e.StartOff {
+	}
+	if lok && l.End() > e.StartOff {
 		return fmt.Errorf("inode %d: insert %v: %w %v", f.ino, e, ErrOverlap, l)
 	}
-	if r, ok, err := f.ge(e.StartOff); err != nil {
-		return err
-	} else if ok && r.StartOff < e.End() {
+	if rok && r.StartOff < e.End() {
 		return fmt.Errorf("inode %d: insert %v: %w %v", f.ino, e, ErrOverlap, r)
 	}
-	if err := f.mergeInsert(e); err != nil {
+	if err := f.mergeWith(e, l, lok, r, rok); err != nil {
 		return f.fail(err)
 	}
 	f.core.NBlocks += e.BlockCount
@@ -307,17 +316,17 @@ func (f *IFork) Insert(e ondisk.Extent) error {
 // mergeInsert puts e into a hole with the neighbour merges of
 // xfs_bmap_add_extent_hole_real.
 func (f *IFork) mergeInsert(e ondisk.Extent) error {
-	var left, right ondisk.Extent
-	var lok, rok bool
-	var err error
-	if e.StartOff > 0 {
-		if left, lok, err = f.le(e.StartOff - 1); err != nil {
-			return err
-		}
-	}
-	if right, rok, err = f.ge(e.End()); err != nil {
+	left, lok, right, rok, err := f.seek(e.StartOff)
+	if err != nil {
 		return err
 	}
+	return f.mergeWith(e, left, lok, right, rok)
+}
+
+// mergeWith is mergeInsert with the records around the hole already
+// looked up: left, the last one starting before e, and right, the first
+// one after it.
+func (f *IFork) mergeWith(e, left ondisk.Extent, lok bool, right ondisk.Extent, rok bool) error {
 	lc := lok && contiguous(left, e)
 	rc := rok && contiguous(e, right) && (!lc || left.BlockCount+e.BlockCount+right.BlockCount <= ondisk.MaxExtLen)
 	f.changed()

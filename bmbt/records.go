@@ -28,6 +28,38 @@ func (f *IFork) le(off uint64) (ondisk.Extent, bool, error) {
 	return ondisk.DecodeExtent(c.Rec()), true, nil
 }
 
+// seek returns the last record starting at or before off and the first
+// starting after it, with one descent of the tree.
+func (f *IFork) seek(off uint64) (le ondisk.Extent, hasLE bool, next ondisk.Extent, hasNext bool, err error) {
+	if f.format == ondisk.FmtExtents {
+		i := sort.Search(len(f.exts), func(i int) bool { return f.exts[i].StartOff > off })
+		if i > 0 {
+			le, hasLE = f.exts[i-1], true
+		}
+		if i < len(f.exts) {
+			next, hasNext = f.exts[i], true
+		}
+		return
+	}
+	c := f.tree.NewCursor()
+	ok, err := c.Lookup(Key(off), btree.LE)
+	if err != nil {
+		return
+	}
+	if !ok {
+		// Everything starts after off.
+		if ok, err = c.First(); err == nil && ok {
+			next, hasNext = ondisk.DecodeExtent(c.Rec()), true
+		}
+		return
+	}
+	le, hasLE = ondisk.DecodeExtent(c.Rec()), true
+	if ok, err = c.Next(); err == nil && ok {
+		next, hasNext = ondisk.DecodeExtent(c.Rec()), true
+	}
+	return
+}
+
 // ge returns the first record starting at or after off.
 func (f *IFork) ge(off uint64) (ondisk.Extent, bool, error) {
 	if f.format == ondisk.FmtExtents {

@@ -147,23 +147,18 @@ func (t *txn) selectMinLen(target uint64, maxlen uint32) (uint32, error) {
 // merge with its neighbours).
 func (t *txn) allocHole(off, length uint64) (ondisk.Extent, error) {
 	f := t.f
-	next, mapped, err := f.Lookup(off)
+	prev, hasPrev, next, hasNext, err := f.Around(off)
 	if err != nil {
 		return ondisk.Extent{}, err
 	}
-	if mapped {
+	if hasPrev && prev.End() > off {
 		return ondisk.Extent{}, fmt.Errorf("inode %d: block %d is mapped", t.ino, off)
 	}
-	var pnext *ondisk.Extent
-	if next.BlockCount != 0 {
+	var pnext, pprev *ondisk.Extent
+	if hasNext {
 		pnext = &next
 		length = min(length, next.StartOff-off)
 	}
-	prev, hasPrev, err := f.Prev(off)
-	if err != nil {
-		return ondisk.Extent{}, err
-	}
-	var pprev *ondisk.Extent
 	if hasPrev {
 		pprev = &prev
 	}
@@ -198,14 +193,19 @@ func (t *txn) allocHole(off, length uint64) (ondisk.Extent, error) {
 	return e, nil
 }
 
-// unmapTail unmaps the last (at most two) extents mapped in file blocks
-// [start, end), as one xfs_bunmapi call with nexts = 2 does, frees their
-// blocks, and returns where the range now ends; done when nothing in the
-// range is mapped any more.
+// unmapBatch is how many extents one transaction unmaps. The kernel's
+// bunmapi calls take two (a log reservation limit); the journal here has
+// room for many more, and fewer transactions are cheaper.
+const unmapBatch = 32
+
+// unmapTail unmaps the last (at most unmapBatch) extents mapped in file
+// blocks [start, end), working down from the end as xfs_bunmapi does,
+// frees their blocks, and returns where the range now ends; done when
+// nothing in the range is mapped any more.
 func (t *txn) unmapTail(start, end uint64) (uint64, bool, error) {
 	f := t.f
 	from := end
-	for k := 0; k < 2 && from > start; k++ {
+	for k := 0; k < unmapBatch && from > start; k++ {
 		e, ok, err := f.Prev(from)
 		if err != nil {
 			return 0, false, err

@@ -26,13 +26,8 @@ func (s *Session) fsbUp(b int64) uint64 {
 // checkInode refuses inodes whose allocation or unmapping follows rules
 // this package does not implement, and those the kernel refuses the call
 // on (immutable; append-only unless the call only allocates).
-func (s *Session) checkInode(ino uint64, onlyAllocates bool) error {
-	t, err := s.begin(ino, 0)
-	if err != nil {
-		return err
-	}
-	defer t.cancel()
-	c := t.f.Core()
+func (t *txn) checkInode(onlyAllocates bool) error {
+	c, ino := t.f.Core(), t.ino
 	switch {
 	case c.Mode&ondisk.SIFMT != ondisk.SIFREG:
 		return fmt.Errorf("inode %d: not a regular file", ino)
@@ -59,8 +54,9 @@ func (s *Session) checkInode(ino uint64, onlyAllocates bool) error {
 // block-rounded range gets unwritten extents, one allocation per
 // transaction (xfs_alloc_file_space), mapped extents stay as they are, the
 // inode is flagged preallocated, mtime and ctime move, and without
-// keepSize a size below the end grows to it (xfs_vn_setattr_size).
-// Running out of space is decided before anything changes.
+// keepSize a size below the end grows to it (xfs_vn_setattr_size, here in
+// the last allocation's transaction). Running out of space is decided in
+// the first transaction, before anything changes.
 func (s *Session) Falloc(ino uint64, off, length int64, keepSize bool) error {
 	if off < 0 || length <= 0 {
 		return fmt.Errorf("falloc %d %d: %w", off, length, ErrInvalid)
@@ -68,72 +64,98 @@ func (s *Session) Falloc(ino uint64, off, length int64, keepSize bool) error {
 	if off > math.MaxInt64-length {
 		return fmt.Errorf("falloc %d %d: %w", off, length, ErrTooBig)
 	}
-	if err := s.checkInode(ino, true); err != nil {
-		return err
-	}
 	start, end := s.fsbDown(off), s.fsbUp(off+length)
 	if end > ondisk.MaxFileOff {
 		return fmt.Errorf("falloc %d %d: %w", off, length, ErrTooBig)
 	}
-	holes, err := s.holes(ino, start, end)
+	// The first transaction reserves for the largest first allocation the
+	// range allows; when even that does not fit, work out the holes
+	// first and reserve exactly.
+	res := int64(min(end-start, ondisk.MaxExtLen)) + int64(s.maxLevels)
+	t, err := s.begin(ino, res)
+	if errors.Is(err, ondisk.ErrNoSpace) {
+		var holes [][2]uint64
+		err = s.view(ino, func(t *txn) error {
+			var err error
+			holes, err = t.holes(start, end)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		res = int64(s.maxLevels)
+		if len(holes) > 0 {
+			res += int64(min(holes[0][1]-holes[0][0], ondisk.MaxExtLen))
+		}
+		t, err = s.begin(ino, res)
+		if errors.Is(err, ondisk.ErrNoSpace) {
+			return fmt.Errorf("falloc %d %d: %w", off, length, err)
+		}
+	}
 	if err != nil {
 		return err
 	}
-	if err := s.checkSpace(ino, holes); err != nil {
+	if err := t.checkInode(true); err != nil {
+		t.cancel()
+		return err
+	}
+	holes, err := t.holes(start, end)
+	if err != nil {
+		t.cancel()
+		return err
+	}
+	if err := t.checkSpace(holes); err != nil {
+		t.cancel()
 		return fmt.Errorf("falloc %d %d: %w", off, length, err)
 	}
-	first := true
-	for _, h := range holes {
+	t.touch()
+	newSize := int64(-1)
+	if old := t.f.Core().Size; !keepSize && off+length > old {
+		newSize = off + length
+	}
+	// finish flags the inode and, in the last transaction, grows the size.
+	finish := func(t *txn, last bool) error {
+		t.f.Core().Flags |= ondisk.DiFlagPrealloc
+		if last && newSize >= 0 {
+			return t.setSize(newSize)
+		}
+		return nil
+	}
+	if len(holes) == 0 {
+		if err := finish(t, true); err != nil {
+			t.cancel()
+			return err
+		}
+		return t.commit()
+	}
+	for i, h := range holes {
 		for p := h[0]; p < h[1]; {
 			n := min(h[1]-p, ondisk.MaxExtLen)
-			t, err := s.begin(ino, int64(n)+int64(s.maxLevels))
-			if err != nil {
-				return err
+			if t == nil {
+				if t, err = s.begin(ino, int64(n)+int64(s.maxLevels)); err != nil {
+					return err
+				}
 			}
 			e, err := t.allocHole(p, n)
+			if err == nil {
+				p += e.BlockCount
+				err = finish(t, i == len(holes)-1 && p >= h[1])
+			}
 			if err != nil {
 				t.cancel()
 				return err
 			}
-			t.f.Core().Flags |= ondisk.DiFlagPrealloc
-			if first {
-				t.touch()
-				first = false
-			}
 			if err := t.commit(); err != nil {
 				return err
 			}
-			p += e.BlockCount
+			t = nil
 		}
-	}
-	if first {
-		// Nothing to allocate: the kernel still flags the inode and
-		// updates the times.
-		t, err := s.begin(ino, 0)
-		if err != nil {
-			return err
-		}
-		t.f.Core().Flags |= ondisk.DiFlagPrealloc
-		t.touch()
-		if err := t.commit(); err != nil {
-			return err
-		}
-	}
-	if keepSize {
-		return nil
-	}
-	size, err := s.size(ino)
-	if err != nil {
-		return err
-	}
-	if off+length > size {
-		return s.setSize(ino, off+length, size)
 	}
 	return nil
 }
 
 // Punch unmaps the blocks wholly inside [off, off+length) and frees them,
-// then zeroes the partial blocks at the edges where they hold written data
+// and zeroes the partial blocks at the edges where they hold written data
 // (below EOF), as FALLOC_FL_PUNCH_HOLE does on XFS (xfs_free_file_space):
 // at most two extents are unmapped per transaction, from the end of the
 // range down. The size does not change; mtime and ctime do.
@@ -144,21 +166,37 @@ func (s *Session) Punch(ino uint64, off, length int64) error {
 	if off > math.MaxInt64-length {
 		return fmt.Errorf("fpunch %d %d: %w", off, length, ErrTooBig)
 	}
-	if err := s.checkInode(ino, false); err != nil {
-		return err
-	}
-	start, end := s.fsbUp(off), s.fsbDown(off+length)
-	if err := s.unmap(ino, start, end, true); err != nil {
-		return err
-	}
-	size, err := s.size(ino)
+	t, err := s.begin(ino, int64(s.maxLevels))
 	if err != nil {
 		return err
 	}
-	if off >= size {
-		return nil
+	if err := t.checkInode(false); err != nil {
+		t.cancel()
+		return err
 	}
-	return s.zeroRange(ino, off, min(off+length, size), size)
+	bs := int64(s.g.BlockSize)
+	start, end := s.fsbUp(off), s.fsbDown(off+length)
+	// The partial blocks at the edges keep their mapping: zero them now.
+	if size := t.f.Core().Size; off < size {
+		to := min(off+length, size)
+		var err error
+		if start > end {
+			err = t.zero(off, to, size)
+		} else {
+			if hi := min(int64(start)*bs, to); off < hi {
+				err = t.zero(off, hi, size)
+			}
+			if lo := max(int64(end)*bs, off); err == nil && lo < to {
+				err = t.zero(lo, to, size)
+			}
+		}
+		if err != nil {
+			t.cancel()
+			return err
+		}
+	}
+	t.touch()
+	return s.unmap(t, start, end)
 }
 
 // Truncate sets the size as ftruncate(2) does on XFS (xfs_setattr_size):
@@ -170,75 +208,58 @@ func (s *Session) Truncate(ino uint64, size int64) error {
 	if size < 0 {
 		return fmt.Errorf("truncate %d: %w", size, ErrInvalid)
 	}
-	if err := s.checkInode(ino, false); err != nil {
-		return err
-	}
-	old, err := s.size(ino)
-	if err != nil {
-		return err
-	}
-	return s.setSize(ino, size, old)
-}
-
-// setSize is xfs_setattr_size: zeroing, then the new size and times in one
-// transaction with the first unmapping past the new EOF, then the rest of
-// the unmapping.
-func (s *Session) setSize(ino uint64, size, old int64) error {
-	if size > old {
-		if err := s.zeroRange(ino, old, size, size); err != nil {
-			return err
-		}
-	} else if rem := size & int64(s.g.BlockSize-1); rem != 0 {
-		if err := s.zeroRange(ino, size, size-rem+int64(s.g.BlockSize), size); err != nil {
-			return err
-		}
-	}
 	t, err := s.begin(ino, int64(s.maxLevels))
 	if err != nil {
 		return err
 	}
-	c := t.f.Core()
-	c.Size = size
-	t.touch()
-	done := true
-	from, to := s.fsbUp(size), uint64(ondisk.MaxFileOff)
-	if size <= old {
-		if to, done, err = t.unmapTail(from, to); err != nil {
-			t.cancel()
-			return err
-		}
-	}
-	if err := t.commit(); err != nil {
+	if err := t.checkInode(false); err != nil {
+		t.cancel()
 		return err
 	}
-	if done {
-		return nil
+	t.touch()
+	old := t.f.Core().Size
+	if err := t.setSize(size); err != nil {
+		t.cancel()
+		return err
 	}
-	return s.unmap(ino, from, to, false)
+	if size > old {
+		return t.commit()
+	}
+	return s.unmap(t, s.fsbUp(size), ondisk.MaxFileOff)
 }
 
-// unmap unmaps file blocks [start, end) two extents per transaction from
-// the end down; touch puts the new times in the first transaction (or one
-// of its own when nothing is mapped).
-func (s *Session) unmap(ino uint64, start, end uint64, touch bool) error {
-	for first := true; ; first = false {
-		t, err := s.begin(ino, int64(s.maxLevels))
-		if err != nil {
+// setSize is the size change of xfs_setattr_size in an open transaction:
+// the zeroing (written blocks between the old and new EOF, or the rest of
+// a written block holding a lower new EOF), then the new size.
+func (t *txn) setSize(size int64) error {
+	c := t.f.Core()
+	bs := int64(t.s.g.BlockSize)
+	if size > c.Size {
+		if err := t.zero(c.Size, size, size); err != nil {
 			return err
 		}
+	} else if rem := size % bs; rem != 0 {
+		if err := t.zero(size, size-rem+bs, size); err != nil {
+			return err
+		}
+	}
+	c.Size = size
+	return nil
+}
+
+// unmap unmaps file blocks [start, end), two extents per transaction from
+// the end down, starting in t, which it commits (with whatever else t
+// changed) as it does the others.
+func (s *Session) unmap(t *txn, start, end uint64) error {
+	ino := t.ino
+	for {
 		done := true
-		seq := t.f.Seq()
 		if start < end {
+			var err error
 			if end, done, err = t.unmapTail(start, end); err != nil {
 				t.cancel()
 				return err
 			}
-		}
-		if first && touch {
-			t.touch()
-		} else if t.f.Seq() == seq {
-			t.cancel()
-			return nil
 		}
 		if err := t.commit(); err != nil {
 			return err
@@ -246,26 +267,25 @@ func (s *Session) unmap(ino uint64, start, end uint64, touch bool) error {
 		if done {
 			return nil
 		}
+		var err error
+		if t, err = s.begin(ino, int64(s.maxLevels)); err != nil {
+			return err
+		}
 	}
 }
 
-// size reads the inode's size.
-func (s *Session) size(ino uint64) (int64, error) {
+// view runs fn in a transaction that changes nothing.
+func (s *Session) view(ino uint64, fn func(t *txn) error) error {
 	t, err := s.begin(ino, 0)
 	if err != nil {
-		return 0, err
+		return err
 	}
 	defer t.cancel()
-	return t.f.Core().Size, nil
+	return fn(t)
 }
 
 // holes lists the unmapped runs of file blocks in [start, end).
-func (s *Session) holes(ino uint64, start, end uint64) ([][2]uint64, error) {
-	t, err := s.begin(ino, 0)
-	if err != nil {
-		return nil, err
-	}
-	defer t.cancel()
+func (t *txn) holes(start, end uint64) ([][2]uint64, error) {
 	var out [][2]uint64
 	for p := start; p < end; {
 		e, mapped, err := t.f.Lookup(p)
@@ -291,7 +311,8 @@ func (s *Session) holes(ino uint64, start, end uint64) ([][2]uint64, error) {
 // split them into, must fit in what the AGs can give out (their free
 // blocks and AGFL, less the AGFL each keeps and the block a BMBT split may
 // need) and in the journal's free count less the set-aside.
-func (s *Session) checkSpace(ino uint64, holes [][2]uint64) error {
+func (t *txn) checkSpace(holes [][2]uint64) error {
+	s := t.s
 	var need uint64
 	for _, h := range holes {
 		need += h[1] - h[0]
@@ -299,11 +320,20 @@ func (s *Session) checkSpace(ino uint64, holes [][2]uint64) error {
 	if need == 0 {
 		return nil
 	}
-	t, err := s.begin(ino, 0)
-	if err != nil {
-		return err
+	// Far from full: no need to look closer. (A sixteenth of the free
+	// space covers the free-space btrees' own blocks by a wide margin.)
+	leafMin := uint64(ondisk.BmbtMaxRecs(s.g.BlockSize, true) / 2)
+	meta := func(extents uint64) uint64 {
+		return 2*(extents/leafMin+1) + uint64(s.maxLevels)*uint64(len(holes)+1)
 	}
-	defer t.cancel()
+	jfree := s.j.FreeBlocks() + t.res - int64(s.g.AGCount)*8
+	if jfree < 0 {
+		jfree = 0
+	}
+	keep := uint64(s.g.AGCount) * uint64(4*s.allocLevel+2)
+	if need+meta(need)+keep+uint64(jfree)/16 <= uint64(jfree) {
+		return nil
+	}
 	var avail uint64
 	ml := uint32(s.allocLevel)
 	for agno := uint32(0); agno < s.g.AGCount; agno++ {
@@ -320,17 +350,11 @@ func (s *Session) checkSpace(ino uint64, holes [][2]uint64) error {
 			avail += got - uint64(keep)
 		}
 	}
-	jfree := s.j.FreeBlocks() - int64(s.g.AGCount)*8
-	if jfree < 0 {
-		jfree = 0
-	}
+	// The journal's count leaves out what open transactions reserved,
+	// this one's included.
 	avail = min(avail, uint64(jfree))
 	if need > avail {
 		return fmt.Errorf("%w: %d blocks needed, %d free", ondisk.ErrNoSpace, need, avail)
-	}
-	leafMin := uint64(ondisk.BmbtMaxRecs(s.g.BlockSize, true) / 2)
-	meta := func(extents uint64) uint64 {
-		return 2*(extents/leafMin+1) + uint64(s.maxLevels)*uint64(len(holes)+1)
 	}
 	if need+meta(need) <= avail {
 		return nil
@@ -386,23 +410,19 @@ func (s *Session) freeExtents(t *txn, agno uint32) ([]ondisk.AllocRec, error) {
 	return ag.FreeExtents(ag.CntTree())
 }
 
-// zeroRange writes zeros over the written blocks of bytes [from, to), as
+// zero writes zeros over the written blocks of bytes [from, to), as
 // iomap_zero_range does (holes and unwritten extents read as zeros
 // already). A block holding EOF that gets zeroed is zeroed past EOF too,
 // as writeback of the EOF page leaves it.
-func (s *Session) zeroRange(ino uint64, from, to, eof int64) error {
+func (t *txn) zero(from, to, eof int64) error {
 	if from >= to {
 		return nil
 	}
+	s := t.s
 	var exts []ondisk.Extent
-	t, err := s.begin(ino, 0)
-	if err != nil {
-		return err
-	}
 	for p := s.fsbDown(from); p < s.fsbUp(to); {
 		e, mapped, err := t.f.Lookup(p)
 		if err != nil {
-			t.cancel()
 			return err
 		}
 		if !mapped {
@@ -417,7 +437,6 @@ func (s *Session) zeroRange(ino uint64, from, to, eof int64) error {
 		}
 		p = e.End()
 	}
-	t.cancel()
 	bs := int64(s.g.BlockSize)
 	eofLo, eofHi := eof, (eof/bs+1)*bs // post-EOF bytes of the EOF block
 	if eof%bs == 0 {

@@ -60,6 +60,7 @@ type Session struct {
 // the kernel would: features the journal does not write, a dirty log,
 // realtime, quotas, stripe-aligned allocation.
 func Open(dev ondisk.Storage, opt Options) (*Session, error) {
+	dev = newCachedDev(dev, 256<<20)
 	f, err := xfs.New(dev)
 	if err != nil {
 		return nil, err
@@ -152,6 +153,7 @@ func (s *Session) Lookup(p string) (uint64, error) {
 // txn is one transaction on inode ino's data fork.
 type txn struct {
 	s   *Session
+	res int64 // blocks reserved
 	tx  *log.Tx
 	al  *txAlloc
 	f   *bmbt.IFork
@@ -159,24 +161,41 @@ type txn struct {
 }
 
 // txAlloc is the allocator a transaction hands to the fork and uses for
-// file data. A free the allocator must refuse because the transaction
-// already holds a higher AG's header (the kernel would free in a later
-// transaction of the chain, through an intent) is kept for a follow-up
+// file data. Frees wait for the end of the transaction and then go in
+// increasing block order, so that AG headers are taken in increasing
+// order. One the allocator must still refuse because the transaction
+// already holds a higher AG's header (the kernel frees in a later
+// transaction of its chain, through an intent) moves to a follow-up
 // transaction committed into the same checkpoint.
 type txAlloc struct {
 	al       *agf.Allocator
-	deferred []ondisk.Extent // StartBlock, BlockCount of frees to do next
+	queued   []ondisk.Extent // StartBlock, BlockCount of frees to do at commit
+	deferred []ondisk.Extent // frees for the follow-up transaction
 }
 
 func (a *txAlloc) Alloc(req agf.Request) (uint64, uint32, error) { return a.al.Alloc(req) }
 
 func (a *txAlloc) Free(fsb uint64, n uint32) error {
-	err := a.al.Free(fsb, n)
-	if errors.Is(err, agf.ErrLockOrder) {
-		a.deferred = append(a.deferred, ondisk.Extent{StartBlock: fsb, BlockCount: uint64(n)})
-		return nil
+	a.queued = append(a.queued, ondisk.Extent{StartBlock: fsb, BlockCount: uint64(n)})
+	return nil
+}
+
+// flush does the queued frees.
+func (a *txAlloc) flush() error {
+	q := a.queued
+	a.queued = nil
+	sort.Slice(q, func(i, j int) bool { return q[i].StartBlock < q[j].StartBlock })
+	for _, e := range q {
+		err := a.al.Free(e.StartBlock, uint32(e.BlockCount))
+		if errors.Is(err, agf.ErrLockOrder) {
+			a.deferred = append(a.deferred, e)
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("free of %d blocks at %d: %w", e.BlockCount, e.StartBlock, err)
+		}
 	}
-	return err
+	return nil
 }
 
 // begin starts a transaction reserving res blocks and opens ino's data
@@ -193,7 +212,7 @@ func (s *Session) begin(ino uint64, res int64) (*txn, error) {
 		return nil, err
 	}
 	f.SetSeq(s.seqs[ino])
-	return &txn{s: s, tx: tx, al: al, f: f, ino: ino}, nil
+	return &txn{s: s, res: res, tx: tx, al: al, f: f, ino: ino}, nil
 }
 
 func (t *txn) cancel() { t.tx.Cancel() }
@@ -205,6 +224,10 @@ func (t *txn) cancel() { t.tx.Cancel() }
 // replays both or neither.
 func (t *txn) commit() error {
 	if err := t.f.Log(); err != nil {
+		t.tx.Cancel()
+		return err
+	}
+	if err := t.al.flush(); err != nil {
 		t.tx.Cancel()
 		return err
 	}

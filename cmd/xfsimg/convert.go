@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime/debug"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -58,6 +59,9 @@ mounted and its log must be clean.`,
 
 func runConvert(image, path, script string, cmdline []string) (err error) {
 	start := time.Now()
+	// Transactions make short-lived garbage quickly while the live heap
+	// stays small: collect less often.
+	debug.SetGCPercent(400)
 	dev, err := ondisk.Open(image, ondisk.OpenOptions{
 		Write: true, Buffered: gflags.buffered, NoWait: true,
 		Warnf: func(format string, args ...any) { fmt.Fprintf(stderr, "xfsimg: "+format+"\n", args...) },
