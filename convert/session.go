@@ -289,3 +289,24 @@ func (t *txn) touch() {
 	c := t.f.Core()
 	c.Mtime, c.Ctime = ts, ts
 }
+
+// Extents returns inode ino's data fork mapping as committed.
+func (s *Session) Extents(ino uint64) ([]ondisk.Extent, error) {
+	var out []ondisk.Extent
+	err := s.view(ino, func(t *txn) error {
+		var err error
+		out, err = t.f.Extents()
+		return err
+	})
+	return out, err
+}
+
+// Inode returns a copy of inode ino's core as committed.
+func (s *Session) Inode(ino uint64) (ondisk.Dinode, error) {
+	var d ondisk.Dinode
+	err := s.view(ino, func(t *txn) error {
+		d = *t.f.Core()
+		return nil
+	})
+	return d, err
+}
