@@ -85,8 +85,8 @@ func (s *Session) adjacent(target uint64, off, length uint64, prev *ondisk.Exten
 }
 
 // agLongest is the longest extent an allocation in AG agno can count on
-// (xfs_alloc_longest_free_extent with the AGFL refill it needs first), as
-// the transaction sees the AGF.
+// (xfs_alloc_longest_free_extent with the AGFL refill it needs first and
+// the AG's reservation kept), as the transaction sees the AGF.
 func (t *txn) agLongest(agno uint32) (uint32, error) {
 	s := t.s
 	buf, err := t.tx.ReadMeta(s.g.AGFDaddr(agno), s.g.SectSize)
@@ -102,6 +102,9 @@ func (t *txn) agLongest(agno uint32) (uint32, error) {
 	var delta uint32
 	if need > f.FLCount {
 		delta = need - f.FLCount
+	}
+	if r := s.resv[agno]; f.FreeBlks-f.Longest < r {
+		delta += r - (f.FreeBlks - f.Longest)
 	}
 	if f.Longest > delta {
 		return min(s.maxUsable, f.Longest-delta), nil
@@ -131,6 +134,11 @@ func (t *txn) selectMinLen(target uint64, maxlen uint32) (uint32, error) {
 		if blen >= maxlen {
 			break
 		}
+	}
+	// xfs_bmap_select_minlen: the best length less the start alignment
+	// (1 here), at least 1, at most maxlen.
+	if blen > 1 {
+		blen--
 	}
 	switch {
 	case blen < 1:

@@ -326,7 +326,12 @@ func (t *txn) checkSpace(holes [][2]uint64) error {
 	meta := func(extents uint64) uint64 {
 		return 2*(extents/leafMin+1) + uint64(s.maxLevels)*uint64(len(holes)+1)
 	}
-	jfree := s.j.FreeBlocks() + t.res - int64(s.g.AGCount)*8
+	// The kernel's free count leaves out the set-aside, the per-AG
+	// reservations and the reserve pool.
+	jfree := s.j.FreeBlocks() + t.res - int64(s.g.AGCount)*8 - s.defaultResBlks()
+	for _, r := range s.resv {
+		jfree -= int64(r)
+	}
 	if jfree < 0 {
 		jfree = 0
 	}
@@ -345,7 +350,7 @@ func (t *txn) checkSpace(holes [][2]uint64) error {
 		if err != nil {
 			return err
 		}
-		keep := min(f.BnoLevel+1, ml)*2 - 2 + min(f.CntLevel+1, ml)*2 - 2 + 1
+		keep := min(f.BnoLevel+1, ml)*2 - 2 + min(f.CntLevel+1, ml)*2 - 2 + 1 + s.resv[agno]
 		if got := uint64(f.FreeBlks) + uint64(f.FLCount); got > uint64(keep) {
 			avail += got - uint64(keep)
 		}

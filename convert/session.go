@@ -50,7 +50,8 @@ type Session struct {
 	stats Stats
 	seqs  map[uint64]uint64 // fork sequence numbers, carried across transactions
 
-	maxLevels  int    // BMBT height bound: the worst-case split
+	resv       []uint32 // per-AG metadata reservations (xfs_ag_resv)
+	maxLevels  int      // BMBT height bound: the worst-case split
 	allocLevel int    // free-space btree height bound
 	maxUsable  uint32 // m_ag_max_usable
 }
@@ -88,6 +89,9 @@ func Open(dev ondisk.Storage, opt Options) (*Session, error) {
 		maxLevels:  ondisk.BmbtMaxLevels(f.Geo),
 		allocLevel: ondisk.AllocMaxLevels(f.Geo),
 		maxUsable:  agMaxUsable(f.Geo, sb),
+	}
+	if s.resv, err = s.agReservations(); err != nil {
+		return nil, err
 	}
 	return s, nil
 }
@@ -169,11 +173,21 @@ type txn struct {
 // transaction committed into the same checkpoint.
 type txAlloc struct {
 	al       *agf.Allocator
+	g        *ondisk.Geometry
+	resv     []uint32
 	queued   []ondisk.Extent // StartBlock, BlockCount of frees to do at commit
 	deferred []ondisk.Extent // frees for the follow-up transaction
 }
 
-func (a *txAlloc) Alloc(req agf.Request) (uint64, uint32, error) { return a.al.Alloc(req) }
+// Alloc keeps the target AG's metadata reservation out of reach, as the
+// kernel's XFS_AG_RESV_NONE allocations do: the space left in the AG
+// afterwards must cover it.
+func (a *txAlloc) Alloc(req agf.Request) (uint64, uint32, error) {
+	if agno := a.g.FSBAgno(req.Target); agno < uint32(len(a.resv)) {
+		req.MinLeft += a.resv[agno]
+	}
+	return a.al.Alloc(req)
+}
 
 func (a *txAlloc) Free(fsb uint64, n uint32) error {
 	a.queued = append(a.queued, ondisk.Extent{StartBlock: fsb, BlockCount: uint64(n)})
@@ -205,7 +219,7 @@ func (s *Session) begin(ino uint64, res int64) (*txn, error) {
 	if err != nil {
 		return nil, err
 	}
-	al := &txAlloc{al: agf.NewAllocator(tx, s.g)}
+	al := &txAlloc{al: agf.NewAllocator(tx, s.g), g: s.g, resv: s.resv}
 	f, err := bmbt.OpenFork(tx, s.g, al, ino, bmbt.DataFork)
 	if err != nil {
 		tx.Cancel()
