@@ -52,8 +52,8 @@ type Session struct {
 
 	resv       []uint32 // per-AG metadata reservations (xfs_ag_resv)
 	maxLevels  int      // BMBT height bound: the worst-case split
-	allocLevel int    // free-space btree height bound
-	maxUsable  uint32 // m_ag_max_usable
+	allocLevel int      // free-space btree height bound
+	maxUsable  uint32   // m_ag_max_usable
 }
 
 // Open prepares dev for conversion. It refuses (with an error wrapping
