@@ -251,7 +251,7 @@ func TestAgainstKernel(t *testing.T) {
 	geos := []geometry{
 		{name: "1k-frag", size: 400 << 20, mkfs: []string{"-b", "size=1024", "-d", "agcount=4"},
 			files: 4, window: 40 << 20, fragment: 30 << 20, stripes: 500},
-		{name: "4k", size: 1 << 30, files: 4, window: 100 << 20, stripes: 1700},
+		{name: "4k", size: 1 << 30, files: 4, window: 160 << 20, stripes: 3000},
 	}
 	for _, g := range geos {
 		t.Run(g.name, func(t *testing.T) {

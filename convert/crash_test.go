@@ -1,0 +1,245 @@
+package convert_test
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/xfsimg/xfsimg/convert"
+	"github.com/xfsimg/xfsimg/internal/crashdev"
+	"github.com/xfsimg/xfsimg/internal/oracle"
+	"github.com/xfsimg/xfsimg/log"
+	"github.com/xfsimg/xfsimg/ondisk"
+	"github.com/xfsimg/xfsimg/xfs"
+)
+
+// crashState is every file's mapping and size.
+type crashState []string
+
+func readState(t *testing.T, img string, names []string) crashState {
+	t.Helper()
+	f, err := xfs.Open(img, ondisk.OpenOptions{NoWait: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out crashState
+	for _, n := range names {
+		ip, err := f.Lookup(n, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, fmt.Sprintf("%s size %d map %v", n, ip.Core.Size, ourMap(t, f, ip.Ino)))
+	}
+	return out
+}
+
+// TestCrashSweep records a 1,000-command convert session (1 KiB blocks,
+// fragmented free space, a BMBT growing to 3 levels, small checkpoints)
+// and builds the image a power loss would leave after each flush, with
+// subsets of the writes that followed it and torn log writes. Each must
+// recover through the kernel (a mount replays the log), pass xfs_repair
+// -n, and hold the files exactly as the last checkpoint whose log write is
+// durable left them (or the next, when its log write landed whole):
+// nothing committed is lost, nothing half done shows.
+//
+// A seeded sample of crash points by default; XFSIMG_LONG=1 sweeps every
+// flush point with more subsets.
+func TestCrashSweep(t *testing.T) {
+	oracle.Require(t, oracle.Root, oracle.Loop, oracle.Xfsprogs)
+	long := os.Getenv("XFSIMG_LONG") == "1"
+	g := geometry{name: "1k-frag", size: 400 << 20, mkfs: []string{"-b", "size=1024", "-d", "agcount=4"},
+		files: 3, window: 40 << 20, fragment: 30 << 20, stripes: 450}
+	img := kernelFixture(t, g)
+	base := filepath.Join(t.TempDir(), "base.img")
+	oracle.Run(t, "cp", "--sparse=always", img, base)
+	names := []string{"f0", "f1", "f2"}
+
+	dev, err := ondisk.Open(img, ondisk.OpenOptions{Write: true, NoWait: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := crashdev.Wrap(dev)
+	// Flush counts when each checkpoint is durable in the log, and when it
+	// is in place.
+	var logFlush, inPlace []int
+	s, err := convert.Open(rec, convert.Options{Log: log.Options{
+		CheckpointBytes: 8 << 10,
+		Hooks: log.Hooks{
+			AfterLogFlush:       func() error { logFlush = append(logFlush, rec.Flushes()); return nil },
+			AfterWritebackFlush: func() error { inPlace = append(inPlace, rec.Flushes()); return nil },
+		},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var inos []uint64
+	for _, n := range names {
+		ino, err := s.Lookup(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		inos = append(inos, ino)
+	}
+	ops := genOps(g, 1024, 1000, 4242)
+	for i, op := range ops {
+		c, err := convert.ParseCommand(op.cmd, 0, 1024, 512)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Run(inos[op.file], c); err != nil {
+			t.Fatalf("op %d: %v", i, err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	st := s.Stats()
+	dev.Close()
+	nflush := rec.Flushes()
+	t.Logf("session: %d commands, %d transactions, %d checkpoints, %d flushes", st.Ops, st.Transactions, st.Checkpoints, nflush)
+	if len(logFlush) < 20 {
+		t.Fatalf("only %d checkpoints: the sweep needs more", len(logFlush))
+	}
+	g2 := s.Geometry()
+	logStart, logEnd := g2.LogDaddr()<<9, (g2.LogDaddr()+g2.LogBBs())<<9
+	isLog := func(o crashdev.Op) bool { return o.Off >= logStart && o.Off < logEnd }
+
+	work := filepath.Join(t.TempDir(), "crash.img")
+	build := func(k int, keep func(int) bool, tear *crashdev.Tear) {
+		t.Helper()
+		oracle.Run(t, "cp", "--sparse=always", base, work)
+		f, err := os.OpenFile(work, os.O_RDWR, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if err := rec.ApplyCrash(f, k, keep, tear); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The state after checkpoint c: its write-back is flushed, so the
+	// image holds it in place whatever the log says.
+	states := make([]crashState, len(inPlace))
+	stateOf := func(c int) crashState {
+		if c < 0 {
+			return readState(t, base, names)
+		}
+		if states[c] == nil {
+			build(inPlace[c], nil, nil)
+			states[c] = readState(t, work, names)
+		}
+		return states[c]
+	}
+	// durableAt is the last checkpoint whose log write is durable after k
+	// flushes (-1: none).
+	durableAt := func(k int) int {
+		c := -1
+		for i, f := range logFlush {
+			if f <= k {
+				c = i
+			}
+		}
+		return c
+	}
+
+	rng := rand.New(rand.NewPCG(0xc0ffee, 5))
+	points := make([]int, 0, nflush+1)
+	for k := 0; k <= nflush; k++ {
+		points = append(points, k)
+	}
+	if !long {
+		rng.Shuffle(len(points), func(i, j int) { points[i], points[j] = points[j], points[i] })
+		points = points[:12]
+		slices.Sort(points)
+	}
+	t0 := time.Now()
+	images := 0
+	for _, k := range points {
+		win := rec.Window(k)
+		for _, v := range crashVariants(win, isLog, long, rng) {
+			want := durableAt(k)
+			next := false
+			for i, o := range win {
+				if isLog(o) && v.keep != nil && v.keep(i) && (v.tear == nil || v.tear.Index != i) {
+					next = true
+				}
+			}
+			what := fmt.Sprintf("crash after flush %d/%d (%d writes pending), %s", k, nflush, len(win), v.name)
+			build(k, v.keep, v.tear)
+			dir := t.TempDir()
+			if out, err := oracle.RunErr("mount", "-t", "xfs", "-o", "loop", work, dir); err != nil {
+				t.Fatalf("%s: mount: %v: %s\n%s", what, err, out, oracle.DmesgTail(20))
+			}
+			if out, err := oracle.RunErr("umount", dir); err != nil {
+				t.Fatalf("%s: umount: %v: %s", what, err, out)
+			}
+			if out, ok := oracle.Repair(t, work); !ok {
+				t.Fatalf("%s: xfs_repair -n:\n%s", what, out)
+			}
+			got := readState(t, work, names)
+			ok := slices.Equal(got, stateOf(want))
+			if !ok && next && want+1 < len(inPlace) {
+				ok = slices.Equal(got, stateOf(want+1))
+			}
+			if !ok {
+				t.Fatalf("%s: recovered state is not checkpoint %d's (or the next)\n got  %s\n want %s", what, want,
+					strings.Join(got, "\n      "), strings.Join(stateOf(want), "\n      "))
+			}
+			images++
+		}
+	}
+	t.Logf("swept %d of %d flush points, %d crash images, each recovered by the kernel and clean, in %v",
+		len(points), nflush+1, images, time.Since(t0).Round(time.Millisecond))
+}
+
+// crashVariants lists the crash images of one window: nothing kept,
+// everything kept, seeded random subsets, and torn log writes.
+func crashVariants(win []crashdev.Op, isLog func(crashdev.Op) bool, long bool, rng *rand.Rand) []crashVariant {
+	if len(win) == 0 {
+		return []crashVariant{{name: "no pending writes"}}
+	}
+	out := []crashVariant{
+		{name: "none kept", keep: func(int) bool { return false }},
+		{name: "all kept", keep: func(int) bool { return true }},
+	}
+	subsets := 1
+	if long {
+		subsets = 6
+	}
+	for s := 0; s < subsets && len(win) > 1; s++ {
+		mask := make([]bool, len(win))
+		for i := range mask {
+			mask[i] = rng.IntN(2) == 1
+		}
+		out = append(out, crashVariant{name: fmt.Sprintf("random subset %d", s), keep: func(i int) bool { return mask[i] }})
+	}
+	for i, o := range win {
+		if !isLog(o) || len(o.Data) <= ondisk.BBSize {
+			continue
+		}
+		sectors := len(o.Data) / ondisk.BBSize
+		c := 1 + rng.IntN(sectors-1)
+		idx := i
+		out = append(out, crashVariant{
+			name: fmt.Sprintf("write %d torn after %d of %d sectors", i, c, sectors),
+			keep: func(j int) bool { return j < idx },
+			tear: &crashdev.Tear{Index: idx, Sectors: c},
+		})
+		if !long {
+			break
+		}
+	}
+	return out
+}
+
+type crashVariant struct {
+	name string
+	keep func(i int) bool
+	tear *crashdev.Tear
+}
