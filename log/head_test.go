@@ -11,7 +11,7 @@ import (
 	"github.com/xfsimg/xfsimg/ondisk"
 )
 
-func openArea(t *testing.T, img string) *Area {
+func openArea(t testing.TB, img string) *Area {
 	t.Helper()
 	dev, err := ondisk.Open(img, ondisk.OpenOptions{})
 	if err != nil {

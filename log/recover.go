@@ -568,12 +568,21 @@ func (r *recoverer) write() error {
 	if err := r.dev.Flush(); err != nil {
 		return err
 	}
-	head, err := r.a.writeUnmountRecord(r.st)
+	head, err := r.a.writeUnmountRecord(r.st, r.roundoff())
 	if err != nil {
 		return err
 	}
 	r.rep.NewHead = head
 	return r.dev.Flush()
+}
+
+// roundoff is what the kernel pads log records to: the log stripe unit if
+// there is one, else the log sector size.
+func (r *recoverer) roundoff() int {
+	if u := int(r.sb.LogSUnit); u > 1 && u <= maxRecordBytes {
+		return u
+	}
+	return max(int(r.sb.LogSectSize), ondisk.BBSize)
 }
 
 // totalRecShift is XLOG_TOTAL_REC_SHIFT: the blocks that the in-flight
@@ -640,60 +649,57 @@ func (a *Area) writeEmptyRecords(cycle uint32, blk, n int64, tail LSN) error {
 	return nil
 }
 
-// writeUnmountRecord writes the two-block unmount record at the head
-// (reference §6) and returns the head after it.
-func (a *Area) writeUnmountRecord(st *State) (LSN, error) {
+// writeUnmountRecord writes the unmount record at the head (reference
+// §6): a header and one op, padded as the kernel pads every record, to the
+// log sector size or the log stripe unit, so that the next record starts
+// where the device wants it. It returns the head after it.
+func (a *Area) writeUnmountRecord(st *State, roundoff int) (LSN, error) {
 	cycle, blk := st.Head.Cycle(), int64(st.Head.Block())
-	tid := rand.Uint32()
-	hdr := make([]byte, ondisk.BBSize)
-	data := make([]byte, ondisk.BBSize)
-	OpHeader{Tid: tid, Len: unmountSize, ClientID: ClientLog, Flags: OpUnmount}.Encode(data)
+	total := (2*ondisk.BBSize + roundoff - 1) / roundoff * roundoff
+	n := int64(total / ondisk.BBSize)
+	if n > a.BBs {
+		return 0, ondisk.Corruptf("log: %d blocks cannot hold an unmount record of %d", a.BBs, n)
+	}
+	buf := ondisk.AlignedBuffer(total, 4096)
+	hdr, data := buf[:ondisk.BBSize], buf[ondisk.BBSize:]
+	OpHeader{Tid: rand.Uint32(), Len: unmountSize, ClientID: ClientLog, Flags: OpUnmount}.Encode(data)
 	binary.LittleEndian.PutUint16(data[OpHeaderSize:], UnmountMagic)
 	be := binary.BigEndian
 	be.PutUint32(hdr[0:], HeaderMagic)
 	be.PutUint32(hdr[4:], cycle)
 	be.PutUint32(hdr[8:], Version2)
-	be.PutUint32(hdr[12:], ondisk.BBSize)
+	be.PutUint32(hdr[12:], uint32(len(data)))
 	be.PutUint64(hdr[16:], uint64(MakeLSN(cycle, uint32(blk))))
 	be.PutUint64(hdr[24:], uint64(MakeLSN(cycle, uint32(blk))))
 	be.PutUint32(hdr[36:], uint32(st.LastRecord))
 	be.PutUint32(hdr[40:], 1)
 	be.PutUint32(hdr[0x12c:], FmtLinuxLE)
 	copy(hdr[0x130:0x140], a.UUID[:])
-	be.PutUint32(hdr[0x140:], DefaultHSize)
-	// Pack: the data block's first word goes to the cycle data; the
-	// block carries its cycle (the next one if it wrapped to block 0).
-	dblk, dcycle := blk+1, cycle
-	if dblk == a.BBs {
-		dblk, dcycle = 0, cycle+1
-	}
-	copy(hdr[44:48], data[0:4])
-	be.PutUint32(data[0:], dcycle)
-	crc := recordCRC(hdr, data, headerCRCLen)
-	binary.LittleEndian.PutUint32(hdr[HeaderCRCOff:], crc)
-	if dblk == blk+1 {
-		buf := ondisk.AlignedBuffer(2*ondisk.BBSize, 4096)
-		copy(buf, hdr)
-		copy(buf[ondisk.BBSize:], data)
-		if _, err := a.Dev.WriteAt(buf, (a.Start+blk)<<ondisk.BBShift); err != nil {
-			return 0, fmt.Errorf("log: write unmount record: %w", err)
+	be.PutUint32(hdr[0x140:], uint32(max(DefaultHSize, len(data))))
+	// Pack: each data block's first word goes to the cycle data and the
+	// block carries its cycle, the next one past the physical end.
+	for i := int64(0); i < n-1; i++ {
+		c := cycle
+		if blk+1+i >= a.BBs {
+			c++
 		}
-		if blk+2 == a.BBs {
-			return MakeLSN(cycle+1, 0), nil
-		}
-		return MakeLSN(cycle, uint32(blk+2)), nil
+		copy(hdr[44+4*i:48+4*i], data[i*ondisk.BBSize:])
+		be.PutUint32(data[i*ondisk.BBSize:], c)
 	}
-	for _, w := range []struct {
-		b   []byte
-		blk int64
-	}{{hdr, blk}, {data, dblk}} {
-		buf := ondisk.AlignedBuffer(ondisk.BBSize, 4096)
-		copy(buf, w.b)
-		if _, err := a.Dev.WriteAt(buf, (a.Start+w.blk)<<ondisk.BBShift); err != nil {
+	binary.LittleEndian.PutUint32(hdr[HeaderCRCOff:], recordCRC(hdr, data, headerCRCLen))
+	first := min(n, a.BBs-blk)
+	if _, err := a.Dev.WriteAt(buf[:first*ondisk.BBSize], (a.Start+blk)<<ondisk.BBShift); err != nil {
+		return 0, fmt.Errorf("log: write unmount record: %w", err)
+	}
+	if first < n {
+		if _, err := a.Dev.WriteAt(buf[first*ondisk.BBSize:], a.Start<<ondisk.BBShift); err != nil {
 			return 0, fmt.Errorf("log: write unmount record: %w", err)
 		}
 	}
-	return MakeLSN(cycle+1, 1), nil
+	if end := blk + n; end >= a.BBs {
+		return MakeLSN(cycle+1, uint32(end-a.BBs)), nil
+	}
+	return MakeLSN(cycle, uint32(blk+n)), nil
 }
 
 // article puts "a" or "an" before an item name, as it is read out: an EFI,

@@ -175,7 +175,7 @@ var (
 	kindSB      = bufKind{name: "superblock", lsnOff: 240, crcOff: 224, uuidOff: 248, blknoOff: -1}
 	kindDir3    = bufKind{name: "directory block", lsnOff: 16, crcOff: 4, uuidOff: 24, blknoOff: 8}
 	kindDA3     = bufKind{name: "dabtree block", lsnOff: 24, crcOff: 12, uuidOff: 32, blknoOff: 16}
-	kindSymlink = bufKind{name: "symlink block", lsnOff: 48, crcOff: 12, uuidOff: 24, blknoOff: 40}
+	kindSymlink = bufKind{name: "symlink block", lsnOff: 48, crcOff: ondisk.SymlinkCRCOff, uuidOff: 16, blknoOff: 40}
 	kindDino    = bufKind{name: "inode cluster", lsnOff: -1, crcOff: -1, uuidOff: -1, blknoOff: -1, dino: true}
 )
 
@@ -234,7 +234,7 @@ func bufLSN(b []byte, metaUUID, sbUUID ondisk.UUID) int64 {
 	case magicAGI:
 		lsn, uuid = int64(be.Uint64(b[ondisk.AGILSNOff:])), b[296:312]
 	case magicSymlink:
-		lsn, uuid = int64(be.Uint64(b[48:])), b[24:40]
+		lsn, uuid = int64(be.Uint64(b[48:])), b[16:32]
 	case magicDir3Blk, magicDir3Dat, magicDir3Fre:
 		lsn, uuid = int64(be.Uint64(b[16:])), b[24:40]
 	case magicAttrRmt:
