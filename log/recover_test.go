@@ -357,14 +357,16 @@ func TestRecoverTornWrite(t *testing.T) {
 	st := dirtyState(t, img)
 	// Flip a byte in the last record's data.
 	corruptLog(t, img, st.LastRecord+2, 100)
-	a := openArea(t, img)
-	st2, err := a.FindState()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.VerifyState(st2); err != nil {
-		t.Fatal(err)
-	}
+	var st2 *State
+	withArea(t, img, func(a *Area) {
+		var err error
+		if st2, err = a.FindState(); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.VerifyState(st2); err != nil {
+			t.Fatal(err)
+		}
+	})
 	if !st2.Torn || int64(st2.Head.Block()) != st.LastRecord {
 		t.Fatalf("torn write not found: %+v (last record at %d)", st2, st.LastRecord)
 	}
@@ -386,10 +388,13 @@ func TestRecoverTornWrite(t *testing.T) {
 
 func dirtyState(t testing.TB, img string) *State {
 	t.Helper()
-	st, err := openArea(t, img).FindState()
-	if err != nil {
-		t.Fatal(err)
-	}
+	var st *State
+	withArea(t, img, func(a *Area) {
+		var err error
+		if st, err = a.FindState(); err != nil {
+			t.Fatal(err)
+		}
+	})
 	if st.Clean {
 		t.Fatal("log is clean")
 	}
@@ -399,7 +404,8 @@ func dirtyState(t testing.TB, img string) *State {
 // corruptLog flips one byte at offset off of log block blk.
 func corruptLog(t testing.TB, img string, blk int64, off int) {
 	t.Helper()
-	a := openArea(t, img)
+	var a *Area
+	withArea(t, img, func(x *Area) { a = x })
 	f, err := os.OpenFile(img, os.O_RDWR, 0)
 	if err != nil {
 		t.Fatal(err)
