@@ -154,7 +154,7 @@ func Recover(dev ondisk.Storage, opts RecoverOptions) (*Report, error) {
 	rep.OldICount, rep.OldIFree, rep.OldFDBlocks = sb.ICount, sb.IFree, sb.FDBlocks
 	rep.ICount, rep.IFree, rep.FDBlocks = sb.ICount, sb.IFree, sb.FDBlocks
 	if st.Empty || st.Clean {
-		rep.Clean, rep.State = true, *st
+		rep.Clean, rep.State, rep.NewHead = true, *st, st.Head
 		return rep, nil
 	}
 	if err := a.VerifyState(st); err != nil {
@@ -205,7 +205,7 @@ func Recover(dev ondisk.Storage, opts RecoverOptions) (*Report, error) {
 
 func readSuperblock(dev ondisk.Storage) (*ondisk.Superblock, error) {
 	if dev.Size() < ondisk.BBSize {
-		return nil, ondisk.Corruptf("device of %d bytes holds no superblock", dev.Size())
+		return nil, ondisk.Corruptf("device of %d bytes is too small to hold a superblock", dev.Size())
 	}
 	buf := make([]byte, ondisk.BBSize)
 	if _, err := dev.ReadAt(buf, 0); err != nil {
