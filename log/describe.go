@@ -215,6 +215,10 @@ func (a *Area) Scan() ([]ScanEntry, error) {
 		n := int64(hblks + h.DataBlocks())
 		if blk+n > a.BBs {
 			// Wrapped past the physical end: read it in two pieces.
+			if n > a.BBs {
+				out = append(out, ScanEntry{Block: blk, Err: ondisk.Corruptf("record of %d blocks in a %d-block log", n, a.BBs)})
+				break
+			}
 			rec, err := a.readWrapped(blk, hblks, h.DataBlocks())
 			if err != nil {
 				return out, err
@@ -244,9 +248,6 @@ func (a *Area) scanParse(blk int64, hdr, data []byte, bufSize int) ScanEntry {
 // readWrapped reads a record that runs past the physical end of the log.
 func (a *Area) readWrapped(blk int64, hblks, dblks int) ([]byte, error) {
 	n := int64(hblks + dblks)
-	if n > a.BBs {
-		return nil, ondisk.Corruptf("log: record of %d blocks in a %d-block log", n, a.BBs)
-	}
 	first, err := a.ReadBlocks(blk, int(a.BBs-blk))
 	if err != nil {
 		return nil, err
