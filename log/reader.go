@@ -305,6 +305,11 @@ func (s *scanner) walk(ops bool, fn func(*Record) error) error {
 		if err := checkHeader(h, s.hsize); err != nil {
 			return &RecordError{blk, err}
 		}
+		if hb := hblksFor(h.Version, h.Size); ops && hb != s.hblks {
+			// Recovery sizes every record's header by the tail record's
+			// h_size; a record that says otherwise would be misread.
+			return &RecordError{blk, ondisk.Corruptf("h_size %d (%d header blocks) differs from the tail record's %d (%d)", h.Size, hb, s.hsize, s.hblks)}
+		}
 		nd := int64(h.DataBlocks())
 		if d+int64(s.hblks)+nd > s.n {
 			return &RecordError{blk, ondisk.Corruptf("record of %d blocks runs past the head", int64(s.hblks)+nd)}

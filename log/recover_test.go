@@ -35,9 +35,15 @@ func xfsIO(t testing.TB, args ...string) {
 // shuts the file system down without writing metadata back.
 func makeDirty(t testing.TB, size int64, mkfs []string, work func(mnt string)) string {
 	t.Helper()
+	return makeDirtyMount(t, size, mkfs, nil, work)
+}
+
+// makeDirtyMount is makeDirty with mount options.
+func makeDirtyMount(t testing.TB, size int64, mkfs, mount []string, work func(mnt string)) string {
+	t.Helper()
 	oracle.Require(t, oracle.Loop, oracle.Xfsprogs)
 	img := oracle.Mkfs(t, size, mkfs...)
-	dir, _ := oracle.Mount(t, img)
+	dir, _ := oracle.Mount(t, img, mount...)
 	work(dir)
 	xfsIO(t, "-x", "-c", "shutdown -f", dir)
 	oracle.Unmount(t, dir)
@@ -219,16 +225,21 @@ func checkSameAsKernelMin(t *testing.T, img string, minFiles int) *Report {
 
 func TestRecoverKernelLogs(t *testing.T) {
 	for _, tc := range []struct {
-		name string
-		mkfs []string
+		name  string
+		mkfs  []string
+		mount []string
 	}{
-		{"default", nil},
-		{"1k-blocks", []string{"-b", "size=1024"}},
-		{"4k-sectors", []string{"-s", "size=4096", "-l", "sectsize=4096"}},
-		{"rmapbt", []string{"-m", "rmapbt=1"}},
+		{"default", nil, nil},
+		{"1k-blocks", []string{"-b", "size=1024"}, nil},
+		{"4k-sectors", []string{"-s", "size=4096", "-l", "sectsize=4096"}, nil},
+		{"rmapbt", []string{"-m", "rmapbt=1"}, nil},
+		{"1k-inodes", []string{"-i", "size=1024"}, nil},
+		{"8k-dirblocks-4-ags", []string{"-n", "size=8192", "-d", "agcount=4"}, nil},
+		// 256 KiB log buffers: records with extended headers.
+		{"logbsize-256k", nil, []string{"logbsize=256k"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			img := makeDirty(t, 512<<20, tc.mkfs, richWorkload(t))
+			img := makeDirtyMount(t, 512<<20, tc.mkfs, tc.mount, richWorkload(t))
 			rep := checkSameAsKernel(t, img)
 			t.Logf("%d records, %d transactions, items %v; %d buffers and %d inodes replayed, %d buffers written",
 				rep.Records, rep.Transactions, rep.Items, rep.BufsReplayed, rep.InodesReplayed, rep.BuffersWritten)
