@@ -16,6 +16,8 @@ type Area struct {
 	// LogSUnit is sb_logsunit in bytes (0 or 1: none); recovery needs it
 	// only for an old mkfs quirk.
 	LogSUnit uint32
+
+	rr *rangeReader // the last range read, kept for the next pass over it
 }
 
 // NewArea describes the internal log of the file system with geometry g.

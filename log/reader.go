@@ -234,6 +234,19 @@ func (r *rangeReader) fill(from, to int64) error {
 	return nil
 }
 
+// readerFor returns a reader holding the range [start, start+n): the one
+// kept from the last pass when it covers the range (then off is where the
+// range begins in it), else a new one, kept in turn.
+func (a *Area) readerFor(start, n int64) (rr *rangeReader, off int64) {
+	if c := a.rr; c != nil {
+		if off := a.distance(c.start, start); off+n <= c.n {
+			return c, off
+		}
+	}
+	a.rr = a.newRangeReader(start, n)
+	return a.rr, 0
+}
+
 // distance is how many blocks lie from block from forward to block to,
 // wrapping; from == to is an empty range.
 func (a *Area) distance(from, to int64) int64 { return ((to-from)%a.BBs + a.BBs) % a.BBs }
@@ -245,6 +258,7 @@ type scanner struct {
 	a      *Area
 	tail   int64
 	n      int64 // blocks from tail to head
+	base   int64 // distance of the tail in rr
 	hblks  int
 	hsize  int
 	rr     *rangeReader
@@ -253,15 +267,13 @@ type scanner struct {
 
 // newScanner reads the tail record's header to learn h_size. tail == head
 // is an empty range.
-func (a *Area) newScanner(tail, head int64, rr *rangeReader) (*scanner, error) {
-	s := &scanner{a: a, tail: tail, n: a.distance(tail, head), rr: rr}
+func (a *Area) newScanner(tail, head int64) (*scanner, error) {
+	s := &scanner{a: a, tail: tail, n: a.distance(tail, head)}
 	if s.n == 0 {
 		return s, nil
 	}
-	if s.rr == nil {
-		s.rr = a.newRangeReader(tail, s.n)
-	}
-	b, err := s.rr.blocks(0, 1)
+	s.rr, s.base = a.readerFor(tail, s.n)
+	b, err := s.rr.blocks(s.base, 1)
 	if err != nil {
 		return nil, err
 	}
@@ -296,7 +308,7 @@ func (s *scanner) walk(ops bool, fn func(*Record) error) error {
 		if d+int64(s.hblks) > s.n {
 			return &RecordError{blk, ondisk.Corruptf("record header runs past the head")}
 		}
-		hb, err := s.rr.blocks(d, int64(s.hblks))
+		hb, err := s.rr.blocks(s.base+d, int64(s.hblks))
 		if err != nil {
 			return err
 		}
@@ -314,7 +326,7 @@ func (s *scanner) walk(ops bool, fn func(*Record) error) error {
 		if d+int64(s.hblks)+nd > s.n {
 			return &RecordError{blk, ondisk.Corruptf("record of %d blocks runs past the head", int64(s.hblks)+nd)}
 		}
-		db, err := s.rr.blocks(d+int64(s.hblks), nd)
+		db, err := s.rr.blocks(s.base+d+int64(s.hblks), nd)
 		if err != nil {
 			return err
 		}
@@ -448,7 +460,7 @@ func (a *Area) VerifyState(st *State) error {
 	}
 	if len(hdrs) > 0 {
 		first := hdrs[len(hdrs)-1]
-		s, err := a.newScanner(first, head, nil)
+		s, err := a.newScanner(first, head)
 		if err == nil {
 			err = s.walk(false, func(*Record) error { return nil })
 		}
@@ -524,7 +536,7 @@ func (a *Area) verifyTail(st *State) error {
 		tail = first[0]
 	}
 	for range a.BBs {
-		s, err := a.newScanner(tail, head, nil)
+		s, err := a.newScanner(tail, head)
 		if err == nil {
 			err = s.walk(false, func(*Record) error { return nil })
 		}
@@ -573,11 +585,11 @@ func (a *Area) Walk(st *State, w Walk) ([]*Transaction, error) {
 	if st.Clean || st.Empty {
 		return nil, nil
 	}
-	return a.walkRange(int64(st.Tail.Block()), int64(st.Head.Block()), nil, w)
+	return a.walkRange(int64(st.Tail.Block()), int64(st.Head.Block()), w)
 }
 
-func (a *Area) walkRange(tail, head int64, rr *rangeReader, w Walk) ([]*Transaction, error) {
-	s, err := a.newScanner(tail, head, rr)
+func (a *Area) walkRange(tail, head int64, w Walk) ([]*Transaction, error) {
+	s, err := a.newScanner(tail, head)
 	if err != nil {
 		return nil, err
 	}
@@ -603,7 +615,7 @@ func (a *Area) walkRange(tail, head int64, rr *rangeReader, w Walk) ([]*Transact
 // when to <= from, and from == to is empty).
 func (a *Area) Records(from, to int64) ([]*Record, error) {
 	var out []*Record
-	s, err := a.newScanner(from, to, nil)
+	s, err := a.newScanner(from, to)
 	if err != nil {
 		return nil, err
 	}

@@ -119,6 +119,7 @@ type recoverer struct {
 	// pass 1
 	intents map[[2]uint64]pendingIntent // (type, id) -> intent not yet done
 	want    map[int64]int               // buffers to prefetch: daddr -> blocks
+	created map[int64]bool              // inode clusters an ICREATE writes whole: no need to read them
 }
 
 // Recover replays a dirty log into the file system on dev as the kernel
@@ -186,6 +187,7 @@ func Recover(dev ondisk.Storage, opts RecoverOptions) (*Report, error) {
 		cancel:  cancelTable{},
 		intents: map[[2]uint64]pendingIntent{},
 		want:    map[int64]int{},
+		created: map[int64]bool{},
 	}
 	if err := r.replay(); err != nil {
 		return nil, err
@@ -238,15 +240,21 @@ func (r *recoverer) refuse(t *Transaction, what string) error {
 	return &RefusedError{LSN: t.LSN, What: what}
 }
 
-// replay runs both passes over the log. The range is read once when it
-// fits in memory.
+// replay runs both passes over the log. The range is read once; when it
+// fits in memory, pass 2 replays the transactions pass 1 assembled.
 func (r *recoverer) replay() error {
 	a, st := r.a, r.st
 	tail, head := int64(st.Tail.Block()), int64(st.Head.Block())
-	rr := a.newRangeReader(tail, a.distance(tail, head))
-	unc, err := a.walkRange(tail, head, rr, Walk{
-		Record:      func(*Record) error { r.rep.Records++; return nil },
-		Transaction: r.pass1,
+	keep := a.distance(tail, head)*ondisk.BBSize <= maxCacheBytes
+	var txs []*Transaction
+	unc, err := a.walkRange(tail, head, Walk{
+		Record: func(*Record) error { r.rep.Records++; return nil },
+		Transaction: func(t *Transaction) error {
+			if keep {
+				txs = append(txs, t)
+			}
+			return r.pass1(t)
+		},
 	})
 	if err != nil {
 		return fmt.Errorf("log recovery: %w", err)
@@ -258,17 +266,29 @@ func (r *recoverer) replay() error {
 	if err := r.cache.prefetch(r.want); err != nil {
 		return fmt.Errorf("log recovery: %w", err)
 	}
-	r.want = nil
-	if _, err := a.walkRange(tail, head, rr, Walk{Transaction: r.pass2}); err != nil {
-		var re *RefusedError
-		if errors.As(err, &re) {
-			return re
+	r.want, r.created = nil, nil
+	if keep {
+		for _, t := range txs {
+			if err := r.pass2(t); err != nil {
+				return r.wrap(err)
+			}
 		}
-		return fmt.Errorf("log recovery: %w", err)
+	} else if _, err := a.walkRange(tail, head, Walk{Transaction: r.pass2}); err != nil {
+		return r.wrap(err)
 	}
 	r.cache.drain()
-	r.rep.LogReads = rr.reads
+	if a.rr != nil {
+		r.rep.LogReads = a.rr.reads
+	}
 	return nil
+}
+
+func (r *recoverer) wrap(err error) error {
+	var re *RefusedError
+	if errors.As(err, &re) {
+		return re
+	}
+	return fmt.Errorf("log recovery: %w", err)
 }
 
 // pass1 builds the cancel table, pairs intents with their done items,
@@ -292,7 +312,9 @@ func (r *recoverer) pass1(t *Transaction) error {
 			if why, ok := bufTypeSupported(f); !ok {
 				return r.refuse(t, why)
 			}
-			r.want[f.Blkno] = int(f.Len)
+			if !r.created[f.Blkno] {
+				r.want[f.Blkno] = int(f.Len)
+			}
 		case ItemInode:
 			f, err := DecodeInodeLogFormat(it.Regions[0])
 			if err != nil {
@@ -301,10 +323,15 @@ func (r *recoverer) pass1(t *Transaction) error {
 			if f.Fields&(ILogDOwner|ILogAOwner) != 0 {
 				return r.refuse(t, "an inode item changing a fork's block owners (extent swap)")
 			}
-			if f.Len > 0 {
+			if f.Len > 0 && !r.created[f.Blkno] {
 				r.want[f.Blkno] = int(f.Len)
 			}
 		case ItemICreate:
+			if ic, err := decodeICreate(it.Regions[0]); err == nil && ic.AG < r.g.AGCount && r.g.ClusterFSBs > 0 {
+				for i := uint32(0); i < min(ic.Length, r.g.AGBlocks)/r.g.ClusterFSBs; i++ {
+					r.created[r.g.AGBDaddr(ic.AG, ic.AGBno+i*r.g.ClusterFSBs)] = true
+				}
+			}
 		default:
 			if err := r.intent(t, it); err != nil {
 				return err
@@ -489,7 +516,7 @@ func (r *recoverer) finish() error {
 		}
 		for _, u := range agi.Unlinked {
 			if u != nullAgino {
-				return &RefusedError{What: fmt.Sprintf("after replay, AG %d has inodes on its unlinked list (inode %d: files deleted while open), which mount frees", agno, g.Ino(agno, u))}
+				return &RefusedError{What: fmt.Sprintf("inodes on AG %d's unlinked list after replay (inode %d first: deleted files not yet freed)", agno, g.Ino(agno, u))}
 			}
 		}
 		free += uint64(agf.FreeBlks)

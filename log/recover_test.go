@@ -93,13 +93,37 @@ func richWorkload(t testing.TB) func(string) {
 		if err := os.Link(p("big"), p("x/hardlink")); err != nil {
 			t.Fatal(err)
 		}
+		used := inodesUsed(t, mnt)
 		if err := os.Remove(p("d/entry-0007")); err != nil {
 			t.Fatal(err)
 		}
 		xfsIO(t, "-c", "truncate 100k", "-c", "fsync", p("frag"))
-		time.Sleep(time.Second) // let inode inactivation finish: unlinked lists empty
+		waitInodesUsed(t, mnt, used-1) // inactivation done: unlinked lists empty
 		xfsIO(t, "-c", "syncfs", mnt)
 	}
+}
+
+// inodesUsed is the number of inodes in use as statfs counts them.
+func inodesUsed(t testing.TB, mnt string) uint64 {
+	t.Helper()
+	var st unix.Statfs_t
+	if err := unix.Statfs(mnt, &st); err != nil {
+		t.Fatal(err)
+	}
+	return st.Files - st.Ffree
+}
+
+// waitInodesUsed waits until removed files have been freed (inactivated),
+// which the kernel does in the background after the last close: until
+// then they sit on the AGI unlinked lists, which recovery refuses.
+func waitInodesUsed(t testing.TB, mnt string, want uint64) {
+	t.Helper()
+	for start := time.Now(); time.Since(start) < 30*time.Second; time.Sleep(50 * time.Millisecond) {
+		if inodesUsed(t, mnt) == want {
+			return
+		}
+	}
+	t.Fatalf("%d inodes in use after 30 s, want %d", inodesUsed(t, mnt), want)
 }
 
 func sha256File(t testing.TB, path string) string {
@@ -268,10 +292,11 @@ func TestRecoverUnlinkedCancels(t *testing.T) {
 			xfsIO(t, "-f", "-c", "pwrite 0 16k", filepath.Join(d, fmt.Sprint(i)))
 		}
 		xfsIO(t, "-c", "syncfs", mnt)
+		used := inodesUsed(t, mnt)
 		if err := os.RemoveAll(d); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(time.Second)
+		waitInodesUsed(t, mnt, used-201)
 		xfsIO(t, "-c", "syncfs", mnt)
 	})
 	rep := checkSameAsKernel(t, img)
@@ -364,7 +389,13 @@ func TestRecoverInterrupted(t *testing.T) {
 // TestRecoverTornWrite: a bad CRC in the last record is a torn write; it
 // is dropped, as the kernel drops it.
 func TestRecoverTornWrite(t *testing.T) {
-	img := makeDirty(t, 512<<20, nil, richWorkload(t))
+	rich := richWorkload(t)
+	img := makeDirty(t, 512<<20, nil, func(mnt string) {
+		rich(mnt)
+		// The last record holds only this: the unlink in the rich
+		// workload is complete in the records before it.
+		xfsIO(t, "-f", "-c", "pwrite 0 4k", "-c", "fsync", filepath.Join(mnt, "last"))
+	})
 	st := dirtyState(t, img)
 	// Flip a byte in the last record's data.
 	corruptLog(t, img, st.LastRecord+2, 100)
