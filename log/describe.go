@@ -98,7 +98,7 @@ func (it *Item) Describe() ItemInfo {
 			info.Error = err.Error()
 			return info
 		}
-		b := &BufInfo{Daddr: f.Blkno, Len: int(f.Len), Type: f.Type().String(), Chunks: f.ChunkRuns()}
+		b := &BufInfo{Daddr: f.Blkno, Len: int(f.Len), Type: bufTypeName(f.Type()), Chunks: f.ChunkRuns()}
 		for _, fl := range []struct {
 			bit  uint16
 			name string

@@ -469,7 +469,7 @@ func (r *recoverer) replayBuf(t *Transaction, it *Item) error {
 			return err
 		}
 		if !bufTypeMatches(f.Type(), b.data) {
-			return ondisk.Corruptf("buffer at daddr %d logged as %s holds magic 0x%08x", f.Blkno, f.Type(), binary.BigEndian.Uint32(b.data))
+			return ondisk.Corruptf("buffer at daddr %d logged as %s holds magic 0x%08x", f.Blkno, bufTypeName(f.Type()), binary.BigEndian.Uint32(b.data))
 		}
 		if f.Type() != BufDino {
 			if b.pending == 0 {

@@ -315,8 +315,8 @@ var bufTypeNames = map[BufType]string{
 	BufSB: "superblock", BufRTBitmap: "rt bitmap", BufRTSummary: "rt summary",
 }
 
-// String names a buffer type as the kernel's XFS_BLFT_* does.
-func (t BufType) String() string {
+// bufTypeName names a buffer type as the kernel's XFS_BLFT_* does.
+func bufTypeName(t BufType) string {
 	if n, ok := bufTypeNames[t]; ok {
 		return n
 	}
@@ -336,7 +336,7 @@ func bufTypeSupported(f *BufLogFormat) (string, bool) {
 	case BufSymlink:
 		return "", true
 	default:
-		return fmt.Sprintf("a buffer of type %s", t), false
+		return "a buffer of type " + bufTypeName(t), false
 	}
 }
 
