@@ -134,4 +134,14 @@ func maskLSNCRC(b []byte, g *ondisk.Geometry) {
 	}
 	clear(b[k.lsnOff : k.lsnOff+8])
 	clear(b[k.crcOff : k.crcOff+4])
+	if binary.BigEndian.Uint32(b) == ondisk.SBMagic {
+		// mkfs.xfs writes 0 for absent quota inodes; the kernel reads 0
+		// as NULLFSINO and writes that back when it next logs or unmounts
+		// the superblock. Both mean "none".
+		for _, off := range []int{160, 168, 232} { // uquotino, gquotino, pquotino
+			if binary.BigEndian.Uint64(b[off:]) == 0 {
+				binary.BigEndian.PutUint64(b[off:], ondisk.NullFSIno)
+			}
+		}
+	}
 }

@@ -150,9 +150,16 @@ func (a *Area) FindHead() (head int64, cycle uint32, err error) {
 	if found >= 0 {
 		head = found
 	}
-	if head, err = a.backUpToRecordEnd(head); err != nil {
+	back, err := a.backUpToRecordEnd(head)
+	if err != nil {
 		return 0, 0, err
 	}
+	if back > head {
+		// The torn record began before the physical end: its start, the
+		// new head, is in the previous cycle.
+		cycle--
+	}
+	head = back
 	if head == a.BBs {
 		head, cycle = 0, cycle+1
 	}

@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"sort"
 	"strings"
 
@@ -564,21 +563,18 @@ func (r *recoverer) write() error {
 	if err := r.dev.Flush(); err != nil {
 		return err
 	}
-	head, err := r.a.writeUnmountRecord(r.st, r.roundoff())
+	// The unmount record goes out through the journal's own record writer,
+	// which pads, packs and splits records as the kernel does for every
+	// log geometry (stripe units with extended headers included).
+	w, err := newLogWriter(r.a, r.sb, r.st)
 	if err != nil {
 		return err
 	}
-	r.rep.NewHead = head
-	return r.dev.Flush()
-}
-
-// roundoff is what the kernel pads log records to: the log stripe unit if
-// there is one, else the log sector size.
-func (r *recoverer) roundoff() int {
-	if u := int(r.sb.LogSUnit); u > 1 && u <= maxRecordBytes {
-		return u
+	if _, _, err := w.writeUnmount(); err != nil {
+		return err
 	}
-	return max(int(r.sb.LogSectSize), ondisk.BBSize)
+	r.rep.NewHead = MakeLSN(w.cycle, uint32(w.head))
+	return r.dev.Flush()
 }
 
 // totalRecShift is XLOG_TOTAL_REC_SHIFT: the blocks that the in-flight
@@ -643,59 +639,6 @@ func (a *Area) writeEmptyRecords(cycle uint32, blk, n int64, tail LSN) error {
 		return fmt.Errorf("log: clear blocks %d-%d: %w", blk, blk+n-1, err)
 	}
 	return nil
-}
-
-// writeUnmountRecord writes the unmount record at the head (reference
-// §6): a header and one op, padded as the kernel pads every record, to the
-// log sector size or the log stripe unit, so that the next record starts
-// where the device wants it. It returns the head after it.
-func (a *Area) writeUnmountRecord(st *State, roundoff int) (LSN, error) {
-	cycle, blk := st.Head.Cycle(), int64(st.Head.Block())
-	total := (2*ondisk.BBSize + roundoff - 1) / roundoff * roundoff
-	n := int64(total / ondisk.BBSize)
-	if n > a.BBs {
-		return 0, ondisk.Corruptf("log: %d blocks cannot hold an unmount record of %d", a.BBs, n)
-	}
-	buf := ondisk.AlignedBuffer(total, 4096)
-	hdr, data := buf[:ondisk.BBSize], buf[ondisk.BBSize:]
-	OpHeader{Tid: rand.Uint32(), Len: unmountSize, ClientID: ClientLog, Flags: OpUnmount}.Encode(data)
-	binary.LittleEndian.PutUint16(data[OpHeaderSize:], UnmountMagic)
-	be := binary.BigEndian
-	be.PutUint32(hdr[0:], HeaderMagic)
-	be.PutUint32(hdr[4:], cycle)
-	be.PutUint32(hdr[8:], Version2)
-	be.PutUint32(hdr[12:], uint32(len(data)))
-	be.PutUint64(hdr[16:], uint64(MakeLSN(cycle, uint32(blk))))
-	be.PutUint64(hdr[24:], uint64(MakeLSN(cycle, uint32(blk))))
-	be.PutUint32(hdr[36:], uint32(st.LastRecord))
-	be.PutUint32(hdr[40:], 1)
-	be.PutUint32(hdr[0x12c:], FmtLinuxLE)
-	copy(hdr[0x130:0x140], a.UUID[:])
-	be.PutUint32(hdr[0x140:], uint32(max(DefaultHSize, len(data))))
-	// Pack: each data block's first word goes to the cycle data and the
-	// block carries its cycle, the next one past the physical end.
-	for i := int64(0); i < n-1; i++ {
-		c := cycle
-		if blk+1+i >= a.BBs {
-			c++
-		}
-		copy(hdr[44+4*i:48+4*i], data[i*ondisk.BBSize:])
-		be.PutUint32(data[i*ondisk.BBSize:], c)
-	}
-	binary.LittleEndian.PutUint32(hdr[HeaderCRCOff:], recordCRC(hdr, data, headerCRCLen))
-	first := min(n, a.BBs-blk)
-	if _, err := a.Dev.WriteAt(buf[:first*ondisk.BBSize], (a.Start+blk)<<ondisk.BBShift); err != nil {
-		return 0, fmt.Errorf("log: write unmount record: %w", err)
-	}
-	if first < n {
-		if _, err := a.Dev.WriteAt(buf[first*ondisk.BBSize:], a.Start<<ondisk.BBShift); err != nil {
-			return 0, fmt.Errorf("log: write unmount record: %w", err)
-		}
-	}
-	if end := blk + n; end >= a.BBs {
-		return MakeLSN(cycle+1, uint32(end-a.BBs)), nil
-	}
-	return MakeLSN(cycle, uint32(blk+n)), nil
 }
 
 // article puts "a" or "an" before an item name, as it is read out: an EFI,

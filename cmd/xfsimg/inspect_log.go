@@ -202,9 +202,9 @@ func printLog(f *xfs.FS, out *logJSON) error {
 	}
 	var b strings.Builder
 	for _, t := range out.Transactions {
-		status := "committed at " + t.CommitLSN.String()
-		if !t.Committed {
-			status = "no commit: recovery drops it"
+		status := "no commit: recovery drops it"
+		if t.Committed && t.CommitLSN != nil {
+			status = "committed at " + t.CommitLSN.String()
 		}
 		fmt.Fprintf(&b, "\ntransaction %s at %s, %s, %d items\n", t.Tid, t.LSN, status, len(t.Items))
 		for _, it := range t.Items {
