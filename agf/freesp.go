@@ -1,6 +1,10 @@
 package agf
 
-import "github.com/xfsimg/xfsimg/ondisk"
+import (
+	"math/bits"
+
+	"github.com/xfsimg/xfsimg/ondisk"
+)
 
 // Bucket is one bin of a free-extent histogram.
 type Bucket struct {
@@ -35,13 +39,13 @@ func (h *Histogram) Add(recs []ondisk.AllocRec) {
 		n := uint64(r.BlockCount)
 		h.Extents++
 		h.Blocks += n
-		for i := len(h.Buckets) - 1; i >= 0; i-- {
-			if n >= h.Buckets[i].From {
-				h.Buckets[i].Extents++
-				h.Buckets[i].Blocks += n
-				break
-			}
+		if n == 0 {
+			continue // a zero-length record is damage; it belongs to no bin
 		}
+		// Bin i starts at 2^i; the last bin takes everything above.
+		i := min(bits.Len64(n)-1, len(h.Buckets)-1)
+		h.Buckets[i].Extents++
+		h.Buckets[i].Blocks += n
 	}
 }
 

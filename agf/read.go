@@ -9,9 +9,24 @@ import (
 
 // AGStore reads the blocks of one AG's short-form btrees by AG block number.
 type AGStore struct {
-	Geo  *ondisk.Geometry
-	Agno uint32
-	Read func(daddr int64, length int) ([]byte, error)
+	Geo      *ondisk.Geometry
+	Agno     uint32
+	Read     func(daddr int64, length int) ([]byte, error)
+	Prefetch func(daddrs []int64, length int) // optional
+}
+
+// PrefetchBlocks implements btree.Prefetcher.
+func (s AGStore) PrefetchBlocks(ptrs []uint64) {
+	if s.Prefetch == nil {
+		return
+	}
+	daddrs := make([]int64, 0, len(ptrs))
+	for _, p := range ptrs {
+		if p != 0 && p < uint64(s.Geo.AGSize(s.Agno)) {
+			daddrs = append(daddrs, s.Geo.AGBDaddr(s.Agno, uint32(p)))
+		}
+	}
+	s.Prefetch(daddrs, s.Geo.BlockSize)
 }
 
 // ReadBlock implements btree.Store.

@@ -20,6 +20,9 @@ type Cursor struct {
 	t     *Tree
 	path  []pathEnt // [0] is the leaf level
 	valid bool
+	// readAhead asks the store to fetch a level-1 node's children together
+	// when the cursor enters the node: set by whole-tree walks.
+	readAhead bool
 
 	// joined is the block a join emptied, to be freed.
 	joined uint64
@@ -86,8 +89,24 @@ func (c *Cursor) descend(pick func(b *block) int) error {
 
 // child reads the i'th child of node b, which must be at level lvl.
 func (c *Cursor) child(b *block, i, lvl int) (*block, error) {
+	if c.readAhead && lvl == 0 && i == 0 {
+		c.prefetchChildren(b)
+	}
 	p := c.t.ptr(b, i)
 	return c.t.readBlock(p, lvl, false)
+}
+
+// prefetchChildren hands all of a node's child pointers to the store.
+func (c *Cursor) prefetchChildren(b *block) {
+	pf, ok := c.t.Store.(Prefetcher)
+	if !ok {
+		return
+	}
+	ptrs := make([]uint64, b.numRecs())
+	for i := range ptrs {
+		ptrs[i] = c.t.ptr(b, i)
+	}
+	pf.PrefetchBlocks(ptrs)
 }
 
 // First moves to the first record; false if the tree is empty.
@@ -200,6 +219,7 @@ func (c *Cursor) step(dir int) (bool, error) {
 // error, which it returns.
 func (t *Tree) Records(fn func(rec []byte) error) error {
 	c := t.NewCursor()
+	c.readAhead = true
 	ok, err := c.First()
 	for ; ok && err == nil; ok, err = c.Next() {
 		if err := fn(c.Rec()); err != nil {

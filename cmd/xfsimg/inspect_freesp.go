@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"sync"
 
 	"github.com/xfsimg/xfsimg/agf"
 	"github.com/xfsimg/xfsimg/ondisk"
@@ -41,38 +42,58 @@ func inspectFreesp(f *xfs.FS, onlyAG int) error {
 			ags = append(ags, a)
 		}
 	}
+	// The AGs are independent: read them in parallel, add them up in order.
+	type agFree struct {
+		bno, cnt []ondisk.AllocRec
+		fl       []uint32
+		agf      *ondisk.AGF
+		err      error
+	}
+	res := make([]agFree, len(ags))
+	var wg sync.WaitGroup
+	for i, agno := range ags {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := &res[i]
+			ag, err := f.FreeSpace(agno)
+			if err != nil {
+				r.err = err
+				return
+			}
+			r.agf = ag.AGF
+			if r.bno, r.err = ag.FreeExtents(ag.BnoTree()); r.err != nil {
+				return
+			}
+			if r.cnt, r.err = ag.FreeExtents(ag.CntTree()); r.err != nil {
+				return
+			}
+			agfl, err := f.AGFL(agno)
+			if err != nil {
+				r.err = err
+				return
+			}
+			if r.fl, err = agfl.Active(ag.AGF); err != nil {
+				r.err = fmt.Errorf("agfl %d: %w", agno, err)
+			}
+		}()
+	}
+	wg.Wait()
 	maxLen := uint64(f.Geo.AGBlocks)
 	all, bno, cnt := agf.NewHistogram(maxLen), agf.NewHistogram(maxLen), agf.NewHistogram(maxLen)
 	var freeblks, flcount uint64
-	for _, agno := range ags {
-		ag, err := f.FreeSpace(agno)
-		if err != nil {
-			return err
+	for _, r := range res {
+		if r.err != nil {
+			return r.err
 		}
-		b, err := ag.FreeExtents(ag.BnoTree())
-		if err != nil {
-			return err
-		}
-		c, err := ag.FreeExtents(ag.CntTree())
-		if err != nil {
-			return err
-		}
-		agfl, err := f.AGFL(agno)
-		if err != nil {
-			return err
-		}
-		fl, err := agfl.Active(ag.AGF)
-		if err != nil {
-			return fmt.Errorf("agfl %d: %w", agno, err)
-		}
-		bno.Add(b)
-		cnt.Add(c)
-		all.Add(b)
-		for _, blk := range fl {
+		bno.Add(r.bno)
+		cnt.Add(r.cnt)
+		all.Add(r.bno)
+		for _, blk := range r.fl {
 			all.Add([]ondisk.AllocRec{{StartBlock: blk, BlockCount: 1}})
 		}
-		freeblks += uint64(ag.AGF.FreeBlks)
-		flcount += uint64(ag.AGF.FLCount)
+		freeblks += uint64(r.agf.FreeBlks)
+		flcount += uint64(r.agf.FLCount)
 	}
 	out := freespJSON{
 		AGs:       ags,
