@@ -45,35 +45,11 @@ func Open(path string, opt ondisk.OpenOptions) (*FS, error) {
 // New reads the superblock of the file system on dev and checks that it is
 // one we can read.
 func New(dev ondisk.Storage) (*FS, error) {
-	if dev.Size() < ondisk.BBSize {
-		return nil, ondisk.Corruptf("device of %d bytes is too small to hold a superblock", dev.Size())
-	}
-	// The sector size is only known once the superblock is read; its CRC
-	// covers the whole sector, so read the first 512 bytes, then the sector.
-	head := make([]byte, ondisk.BBSize)
-	if _, err := dev.ReadAt(head, 0); err != nil {
-		return nil, fmt.Errorf("read superblock: %w", err)
-	}
-	sb, err := ondisk.DecodeSuperblock(head)
+	sb, err := ondisk.ReadSuperblock(dev)
 	if err != nil {
 		return nil, err
 	}
-	if ss := int(sb.SectSize); ss > ondisk.BBSize && ss <= 32768 && ss&(ss-1) == 0 && int64(ss) <= dev.Size() {
-		sect := make([]byte, ss)
-		if _, err := dev.ReadAt(sect, 0); err != nil {
-			return nil, fmt.Errorf("read superblock: %w", err)
-		}
-		if sb, err = ondisk.DecodeSuperblock(sect); err != nil {
-			return nil, err
-		}
-	}
-	if err := sb.Verify(); err != nil {
-		return nil, err
-	}
 	g := ondisk.NewGeometry(sb)
-	if need := int64(sb.DBlocks) << g.BlockLog; need > dev.Size() {
-		return nil, ondisk.Corruptf("image is truncated: %d bytes, the file system needs %d", dev.Size(), need)
-	}
 	f := &FS{Dev: dev, SB: sb, Geo: g}
 	// 64 MiB of metadata pages at most.
 	f.meta = newMetaCache(dev, (64<<20)>>g.BlockLog, g.BlockLog)
