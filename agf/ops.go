@@ -1,5 +1,8 @@
 // Package agf owns one allocation group's free space: the AGF header, the
 // AGFL, and the by-block (bnobt) and by-size (cntbt) free-space btrees.
+// The read side (AG, FreeExtents, Histogram) reads them; the Allocator
+// allocates and frees extents in a journal transaction, as the kernel's
+// xfs_alloc.c does.
 package agf
 
 import (

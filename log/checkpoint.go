@@ -82,6 +82,25 @@ func (c *cil) add(it *commitItem, g *ondisk.Geometry) {
 	tb.cb.seq = c.seq
 }
 
+// drop removes a buffer a transaction invalidated (Tx.Invalidate): the
+// checkpoint must neither log it nor write it in place, since its block is
+// free and may already belong to someone else. Inodes logged in it go with
+// it. Caller holds j.mu.
+func (c *cil) drop(daddr int64) {
+	cb := c.bufs[daddr]
+	if cb == nil {
+		return
+	}
+	c.bytes -= cb.bytes
+	for _, ino := range cb.inodes {
+		if ci := c.inodes[ino]; ci != nil {
+			c.bytes -= ci.bytes
+			delete(c.inodes, ino)
+		}
+	}
+	delete(c.bufs, daddr)
+}
+
 // sbLoggedBytes is how much of the superblock sector is logged: struct
 // xfs_dsb, as xfs_log_sb does.
 const sbLoggedBytes = 264

@@ -39,6 +39,7 @@ type txBuf struct {
 	base    []byte // contents before the transaction; nil: zeroes (NewBuf)
 	created bool   // the transaction brought it into the cache
 	dmap    []uint32
+	stale   bool // Invalidate: the block was freed; drop it at commit
 }
 
 var errTxDone = errors.New("transaction already committed or cancelled")
@@ -99,6 +100,10 @@ func (tx *Tx) getBuf(daddr int64, length int, typ BufType, read bool, verify fun
 		if len(tb.cb.data) != length {
 			return nil, fmt.Errorf("buffer at daddr %d: asked for %d bytes, held with %d", daddr, length, len(tb.cb.data))
 		}
+		// A block freed earlier in this transaction and now taken again
+		// (a btree block freed to the AGFL and handed out again) is live
+		// once more.
+		tb.stale = false
 		if !read {
 			clear(tb.cb.data)
 		}
@@ -186,6 +191,40 @@ func (tx *Tx) LogBuf(b *Buf, off, n int) {
 	for c := off / BufChunkSize; n > 0 && c <= (off+n-1)/BufChunkSize; c++ {
 		b.tb.dmap[c/32] |= 1 << (c % 32)
 	}
+}
+
+// Invalidate records that the block under b was freed (a btree block given
+// back to the free space): at commit the buffer leaves the transaction, the
+// committed list and the cache, so it is neither logged nor written in
+// place, and whatever it held before is never replayed over the block's next
+// owner (xfs_trans_binval). Cancel undoes it with the rest. Getting the
+// buffer again in the same transaction (the block was handed out again)
+// makes it live again.
+//
+// Why no cancel item (XFS_BLF_CANCEL) is logged: recovery replays only the
+// last checkpoint, because every checkpoint's records name their own start
+// as the log tail and a checkpoint is written in place and flushed before
+// the next one starts. An older copy of the block in an earlier checkpoint
+// is therefore never replayed. A copy in the checkpoint being built is
+// dropped here, so that checkpoint carries none. A copy in a checkpoint
+// being written while this transaction commits is written in place by it
+// (stale, but the block is free) and is behind the tail of every later
+// checkpoint. A kernel that replays from an older tail never sees this
+// log: the journal only writes after a clean unmount record.
+//
+// What the block must not do is receive file data before the checkpoint
+// that frees it is in place: a crash in between would bring back the old
+// owner. The allocator keeps such blocks busy for file data (agf), as the
+// kernel's busy extent list does.
+func (tx *Tx) Invalidate(b *Buf) {
+	if tx.done {
+		return
+	}
+	if b == nil || b.tb == nil || tx.bufs[b.Daddr] != b.tb {
+		tx.fail(fmt.Errorf("Invalidate: buffer not held by this transaction"))
+		return
+	}
+	b.tb.stale = true
 }
 
 // LogInode records that inode ino changed. Its bytes live in its cluster
@@ -276,7 +315,7 @@ func (tx *Tx) Commit() error {
 		tx.Cancel()
 		return tx.err
 	}
-	items, err := tx.prepare()
+	items, stale, err := tx.prepare()
 	if err != nil {
 		tx.Cancel()
 		return err
@@ -311,15 +350,25 @@ func (tx *Tx) Commit() error {
 	for _, it := range items {
 		c.add(it, j.g)
 	}
+	for _, tb := range stale {
+		c.drop(tb.cb.daddr)
+	}
 	j.fdblocks += tx.dfd
 	j.icount += tx.dic
 	j.ifree += tx.dif
 	j.reserved -= tx.res
-	if len(items) > 0 || tx.dfd != 0 || tx.dic != 0 || tx.dif != 0 {
+	if len(items) > 0 || len(stale) > 0 || tx.dfd != 0 || tx.dic != 0 || tx.dif != 0 {
 		j.stats.Transactions++
 		c.txs++
 	}
 	for _, tb := range tx.order {
+		if tb.stale {
+			// Freed: nothing of it may be written back, so it leaves
+			// the cache; readers see the device, and the block is free.
+			tb.cb.owner, tb.cb.snap, tb.cb.absent = nil, nil, false
+			j.evict(tb.cb)
+			continue
+		}
 		j.unlockBuf(tb.cb)
 	}
 	push := c.bytes+j.w.recordOverhead(c.bytes) > int64(j.opt.CheckpointBytes)
@@ -348,7 +397,7 @@ type ilogEntry struct {
 // every logged buffer must be metadata the journal can stamp and verify,
 // and every logged inode must be a valid inode of its own number. The
 // buffers are still locked, so their bytes are stable.
-func (tx *Tx) prepare() ([]*commitItem, error) {
+func (tx *Tx) prepare() ([]*commitItem, []*txBuf, error) {
 	g := tx.j.g
 	byBuf := map[*txBuf]map[int]ilogEntry{}
 	for ino, flags := range tx.inodes {
@@ -360,12 +409,17 @@ func (tx *Tx) prepare() ([]*commitItem, error) {
 		byBuf[tb][loc.Offset] = ilogEntry{ino, flags}
 	}
 	var items []*commitItem
+	var stale []*txBuf
 	for _, tb := range tx.order {
+		if tb.stale {
+			stale = append(stale, tb)
+			continue
+		}
 		data := tb.cb.data
 		inodes := byBuf[tb]
 		logged := anyBit(tb.dmap)
 		if err := tx.checkUnlogged(tb, inodes); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if !logged && len(inodes) == 0 {
 			continue
@@ -373,7 +427,7 @@ func (tx *Tx) prepare() ([]*commitItem, error) {
 		typ := tb.buf.Type
 		if logged {
 			if err := checkBuffer(data, typ, g); err != nil {
-				return nil, fmt.Errorf("buffer at daddr %d: %w", tb.cb.daddr, err)
+				return nil, nil, fmt.Errorf("buffer at daddr %d: %w", tb.cb.daddr, err)
 			}
 		}
 		it := &commitItem{tb: tb, inodes: inodes}
@@ -383,7 +437,7 @@ func (tx *Tx) prepare() ([]*commitItem, error) {
 		for off, e := range inodes {
 			item, err := formatInode(data[off:off+g.InodeSize], e.ino, e.flags, g.LocateInode(e.ino), g)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			it.bytes += item.bytes()
 		}
@@ -393,7 +447,7 @@ func (tx *Tx) prepare() ([]*commitItem, error) {
 			// their CRCs must already be right.
 			for _, r := range chunkRuns(tb.dmap) {
 				if err := inodeSlotsOK(data, g, r[0]*BufChunkSize, r[1]*BufChunkSize); err != nil {
-					return nil, fmt.Errorf("buffer at daddr %d: %w", tb.cb.daddr, err)
+					return nil, nil, fmt.Errorf("buffer at daddr %d: %w", tb.cb.daddr, err)
 				}
 			}
 		}
@@ -401,7 +455,7 @@ func (tx *Tx) prepare() ([]*commitItem, error) {
 		copy(it.image, data)
 		items = append(items, it)
 	}
-	return items, nil
+	return items, stale, nil
 }
 
 // checkUnlogged refuses changes to bytes that neither a logged chunk nor a
