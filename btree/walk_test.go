@@ -254,7 +254,10 @@ func TestWalkFindsDamage(t *testing.T) {
 			copy(b[rec0+8:], r)
 			return true
 		}, btree.KindKeyOrder, false},
-		{"key-range", 1, func(b []byte) bool { binary.BigEndian.PutUint32(b[rec0:], binary.BigEndian.Uint32(b[rec0:])+1); return true }, btree.KindKeyRange, false},
+		{"key-range", 1, func(b []byte) bool {
+			binary.BigEndian.PutUint32(b[rec0:], binary.BigEndian.Uint32(b[rec0:])+1)
+			return true
+		}, btree.KindKeyRange, false},
 		{"leftsib", 1, func(b []byte) bool { binary.BigEndian.PutUint32(b[8:], 0xffffffff); return true }, btree.KindSibling, false},
 		{"rightsib", 0, func(b []byte) bool { binary.BigEndian.PutUint32(b[12:], 0xffffffff); return true }, btree.KindSibling, false},
 		{"root-key-order", -1, func(b []byte) bool {
