@@ -1,0 +1,445 @@
+package check
+
+import (
+	"fmt"
+	"sort"
+
+	"github.com/xfsimg/xfsimg/agi"
+	"github.com/xfsimg/xfsimg/bmbt"
+	"github.com/xfsimg/xfsimg/dir"
+	"github.com/xfsimg/xfsimg/ondisk"
+)
+
+// readBatch is the largest inode-chunk read: consecutive chunks are read
+// together, so that an AG's inodes come in a few large sequential reads.
+const readBatch = 2 << 20
+
+// scanInodes reads every inode chunk the inobt lists and checks each
+// inode in it.
+func (s *agScan) scanInodes() {
+	g := s.g
+	chunkBytes := int64(ondisk.InodesPerChunk * g.InodeSize)
+	offset := func(r ondisk.InobtRec) int64 {
+		return s.g.AGBDaddr(s.agno, g.AginoAgbno(r.StartIno))<<ondisk.BBShift + int64(g.AginoOffset(r.StartIno)*g.InodeSize)
+	}
+	for i := 0; i < len(s.recs); {
+		start := offset(s.recs[i])
+		j := i + 1
+		for j < len(s.recs) && offset(s.recs[j]) == start+int64(j-i)*chunkBytes && int64(j-i+1)*chunkBytes <= readBatch {
+			j++
+		}
+		n := int64(j-i) * chunkBytes
+		buf, err := s.c.rd.read(start>>ondisk.BBShift, int(n))
+		if err != nil {
+			s.add(s.here(finding(KindRead, "inode chunks %d..%d: %v", s.recs[i].StartIno, s.recs[j-1].StartIno, err), g.AginoAgbno(s.recs[i].StartIno)))
+			i = j
+			continue
+		}
+		for k := i; k < j; k++ {
+			s.chunk(s.recs[k], buf[int64(k-i)*chunkBytes:int64(k-i+1)*chunkBytes])
+		}
+		i = j
+	}
+	s.res.chunks = make([]chunkInfo, len(s.recs))
+	for i, r := range s.recs {
+		s.res.chunks[i] = chunkInfo{startino: r.StartIno, holes: agi.HoleMask(r)}
+	}
+}
+
+// chunk checks the 64 inodes of one chunk.
+func (s *agScan) chunk(r ondisk.InobtRec, buf []byte) {
+	isz := s.g.InodeSize
+	holes := agi.HoleMask(r)
+	n := 0
+	for i := 0; i < ondisk.InodesPerChunk; i++ {
+		if holes&(1<<i) != 0 {
+			continue
+		}
+		n++
+		ino := s.g.Ino(s.agno, r.StartIno+uint32(i))
+		s.inode(ino, buf[i*isz:(i+1)*isz], r.Free&(1<<i) != 0)
+	}
+	s.c.tick(int64(n))
+}
+
+// inode checks one inode: its core, how the inobt sees it, its forks and
+// what they map, and, for directories and symlinks, their contents.
+func (s *agScan) inode(ino uint64, buf []byte, inobtFree bool) {
+	c, g := s.c, s.g
+	agbno := g.AginoAgbno(g.InoAgino(ino))
+	at := func(f Finding) Finding { return f.at(int(s.agno), int64(agbno)).ino(ino) }
+	d, err := ondisk.DecodeDinode(buf)
+	if err != nil || d == nil {
+		s.add(at(finding(KindInodeCorrupt, "not an inode: %v", err)))
+		if !inobtFree {
+			s.res.inodes = append(s.res.inodes, inodeInfo{ino: ino, flags: fBad})
+		}
+		return
+	}
+	if c.lsnAhead(d.LSN) {
+		s.add(at(c.lsnFinding(d.LSN, "inode")))
+	}
+	if !d.CRCOK() {
+		s.add(at(finding(KindCRC, "inode has a bad CRC").exp(fmt.Sprintf("0x%08x", ondisk.Checksum(buf, ondisk.DinodeCRCOff)), fmt.Sprintf("0x%08x", d.CRC))))
+		// Go on with the contents, as xfs_repair does: the CRC says the
+		// inode was damaged, the fields say how.
+		fixed := append([]byte(nil), buf...)
+		ondisk.StampCRC(fixed, ondisk.DinodeCRCOff)
+		if d2, err := ondisk.DecodeDinode(fixed); err == nil {
+			d, buf = d2, fixed
+		}
+	}
+	if (d.Mode == 0) != inobtFree {
+		if inobtFree {
+			s.add(at(finding(KindInobtFree, "inode in use is marked free in the inobt").exp("in use", "free")))
+		} else {
+			s.add(at(finding(KindInobtFree, "free inode is marked in use in the inobt").exp("free", "in use")))
+		}
+	}
+	if d.Mode == 0 {
+		if err := d.Verify(g, ino); err != nil {
+			s.add(at(finding(KindInodeCorrupt, "free inode: %v", unwrapInode(err, ino))))
+		}
+		return
+	}
+	s.out.stats.Inodes++
+	info := inodeInfo{ino: ino, mode: d.Mode, nlink: d.Nlink, next: d.NextUnlinked}
+	if s.c.metaInode(ino) {
+		info.flags |= fMeta
+	}
+	if d.IsDir() {
+		info.flags |= fDir
+	}
+	// The counts that depend on what the forks hold are checked below with
+	// their own kinds; the rest of the kernel's inode verifier here.
+	loose := *d
+	loose.NBlocks = 1 << 62
+	if err := loose.Verify(g, ino); err != nil {
+		s.add(at(finding(KindInodeCorrupt, "%v", unwrapInode(err, ino))))
+		info.flags |= fBad
+		s.res.inodes = append(s.res.inodes, info)
+		return
+	}
+	data, dok := s.fork(ino, d, buf, bmbt.DataFork, at)
+	attr, aok := s.fork(ino, d, buf, bmbt.AttrFork, at)
+	if dok && aok {
+		if want := data.blocks + attr.blocks; want != d.NBlocks {
+			s.add(at(finding(KindInodeNblocks, "nblocks is not the blocks the forks map and their BMBTs use").
+				exp(fmt.Sprintf("%d (%d data + %d attr + %d BMBT)", want, data.mapped, attr.mapped, data.bmbt+attr.bmbt), d.NBlocks)))
+		}
+	}
+	switch {
+	case d.IsDir() && dok:
+		s.directory(ino, d, buf, data.extents, &info, at)
+	case d.IsSymlink() && dok:
+		s.symlink(ino, d, buf, data.extents, at)
+	}
+	s.res.inodes = append(s.res.inodes, info)
+}
+
+// unwrapInode drops the "inode N: " prefix the verifier adds, since the
+// finding names the inode.
+func unwrapInode(err error, ino uint64) string {
+	s := err.Error()
+	p := fmt.Sprintf("inode %d: ", ino)
+	for len(s) >= len(p) && s[:len(p)] == p {
+		s = s[len(p):]
+	}
+	return s
+}
+
+// metaInode reports the inodes the superblock names besides the root:
+// they are in use without a name.
+func (c *checker) metaInode(ino uint64) bool {
+	sb := c.sb
+	for _, m := range []uint64{sb.RBMIno, sb.RSumIno, sb.UQuotIno, sb.GQuotIno, sb.PQuotIno} {
+		if m == ino && m != 0 && m != ondisk.NullFSIno {
+			return true
+		}
+	}
+	return false
+}
+
+// forkResult is what one fork maps.
+type forkResult struct {
+	extents []ondisk.Extent
+	mapped  uint64 // blocks in the extents
+	bmbt    uint64 // BMBT blocks (the root in the inode excluded)
+	blocks  uint64 // mapped + bmbt
+}
+
+// fork reads one fork's mapping (extent list or BMBT), checks it and
+// claims its blocks. ok is false when the counts cannot be trusted.
+func (s *agScan) fork(ino uint64, d *ondisk.Dinode, buf []byte, which bmbt.Fork, at func(Finding) Finding) (forkResult, bool) {
+	g := s.g
+	var res forkResult
+	m := &bmbt.Mapping{Geo: g, Store: bmbt.BlockStore{Geo: g, Read: s.c.rd.read}, Ino: ino}
+	own := ownData
+	if which == bmbt.AttrFork {
+		if !d.HasAttrFork() {
+			return res, true
+		}
+		m.Format, m.Fork, m.NExtents = d.AFormat, ondisk.AttrFork(buf, d, g), uint64(d.ANExtents)
+		own = ownAttr
+	} else {
+		m.Format, m.Fork, m.NExtents = d.Format, ondisk.DataFork(buf, d, g), d.NExtents
+	}
+	name := which.String()
+	switch m.Format {
+	case ondisk.FmtExtents:
+		exts, err := ondisk.DecodeExtents(m.Fork, m.NExtents)
+		if err != nil {
+			s.add(at(finding(KindInodeCorrupt, "%s: %v", name, err)))
+			return res, false
+		}
+		res.extents = exts
+	case ondisk.FmtBtree:
+		t, err := m.Tree()
+		if err != nil {
+			s.add(at(finding(KindInodeCorrupt, "%s: %v", name, err)))
+			return res, false
+		}
+		// A BMBT never holds more records than the inode's count says (the
+		// verifier bounded it); a few more are read so that a count that is
+		// too small shows, but no more than that.
+		limit := m.NExtents + 1
+		var exts []ondisk.Extent
+		st, probs := s.c.walkTree(t, s.out, ownBmbt, func(r []byte) {
+			if uint64(len(exts)) < limit {
+				exts = append(exts, ondisk.DecodeExtent(r))
+			}
+		})
+		if probs > 0 {
+			return res, false
+		}
+		res.bmbt = uint64(st.Blocks)
+		if uint64(st.Records) != m.NExtents {
+			f := finding(KindInodeNextents, "%s extent count is not the number of BMBT records", name).exp(st.Records, m.NExtents)
+			s.add(at(f))
+		}
+		res.extents = exts
+	default:
+		return res, true
+	}
+	ok := s.extents(ino, res.extents, own, name, at)
+	for _, e := range res.extents {
+		res.mapped += e.BlockCount
+	}
+	res.blocks = res.mapped + res.bmbt
+	s.out.stats.Extents += int64(len(res.extents))
+	return res, ok
+}
+
+// extents checks a fork's extent list (the kernel's per-record rules and
+// the order of a mapping) and claims each valid extent's blocks.
+func (s *agScan) extents(ino uint64, exts []ondisk.Extent, own ownerKind, name string, at func(Finding) Finding) bool {
+	g := s.g
+	ok := true
+	lo := uint64(ondisk.AGFLBlock(g))
+	var prevEnd uint64
+	for i, e := range exts {
+		switch {
+		case e.BlockCount == 0:
+			s.add(at(finding(KindExtentRange, "%s extent %d %v has no blocks", name, i, e)))
+			ok = false
+			continue
+		case e.End() > ondisk.MaxFileOff:
+			s.add(at(finding(KindExtentRange, "%s extent %d %v runs past the largest file offset", name, i, e)))
+			ok = false
+			continue
+		}
+		if i > 0 && e.StartOff < prevEnd {
+			s.add(at(finding(KindExtentOrder, "%s extent %d %v starts inside or before the previous extent", name, i, e).
+				exp(fmt.Sprintf("file offset at least %d", prevEnd), e.StartOff)))
+			ok = false
+		}
+		prevEnd = max(prevEnd, e.End())
+		agno, agbno := g.FSBAgno(e.StartBlock), uint64(g.FSBAgbno(e.StartBlock))
+		switch {
+		case agno >= g.AGCount || e.StartBlock>>g.AGBlkLog >= uint64(g.AGCount):
+			s.add(at(finding(KindExtentRange, "%s extent %d %v starts beyond the last AG", name, i, e).exp(fmt.Sprintf("AG below %d", g.AGCount), agno)))
+			ok = false
+		case agbno <= lo || agbno+e.BlockCount > uint64(g.AGSize(agno)):
+			s.add(at(finding(KindExtentRange, "%s extent %d %v is not inside the data blocks of AG %d", name, i, e, agno).
+				exp(fmt.Sprintf("blocks %d..%d", lo+1, g.AGSize(agno)-1), fmt.Sprintf("%d..%d", agbno, agbno+e.BlockCount-1))))
+			ok = false
+		default:
+			s.out.claimAG(agno, uint32(agbno), uint32(e.BlockCount), own, ino)
+		}
+	}
+	return ok
+}
+
+// extentMapper maps directory blocks through a sorted extent list.
+type extentMapper []ondisk.Extent
+
+func (m extentMapper) Map(fb uint64) (uint64, bool, error) {
+	i := sort.Search(len(m), func(i int) bool { return m[i].End() > fb })
+	if i == len(m) || m[i].StartOff > fb {
+		return 0, false, nil
+	}
+	return m[i].StartBlock + (fb - m[i].StartOff), true, nil
+}
+
+func (m extentMapper) LastMapped() (uint64, error) {
+	if len(m) == 0 {
+		return 0, nil
+	}
+	return m[len(m)-1].End(), nil
+}
+
+// blockReader reads directory blocks for package dir.
+type blockReader struct{ s *agScan }
+
+func (r blockReader) ReadBlocks(fsb uint64, n int) ([]byte, error) {
+	g := r.s.g
+	if n < 1 || !g.ValidFSB(fsb) || !g.ValidFSB(fsb+uint64(n)-1) {
+		return nil, ondisk.Corruptf("directory block %d+%d outside the file system", fsb, n)
+	}
+	return r.s.c.rd.read(g.FSBDaddr(fsb), n*g.BlockSize)
+}
+
+// directory verifies a directory's blocks and collects its entries for
+// the namespace checks.
+func (s *agScan) directory(ino uint64, d *ondisk.Dinode, buf []byte, exts []ondisk.Extent, info *inodeInfo, at func(Finding) Finding) {
+	g := s.g
+	s.out.stats.Directories++
+	dd := dir.New(g, ino, d.Format, d.Size, ondisk.DataFork(buf, d, g), extentMapper(exts), blockReader{s})
+	if err := dd.Verify(); err != nil {
+		for _, e := range splitErr(err) {
+			s.add(at(finding(dir.KindOf(e), "directory: %s", trimDirPrefix(e.Error(), ino))))
+		}
+	}
+	if lsn, daddr := dd.MaxLSN(); s.c.lsnAhead(lsn) {
+		fsb := g.DaddrFSB(daddr)
+		s.add(s.c.lsnFinding(lsn, "directory block").at(int(g.FSBAgno(fsb)), int64(g.FSBAgbno(fsb))).ino(ino))
+	}
+	ents, _ := dd.Entries() // damage was reported by Verify; take what is readable
+	for _, e := range ents {
+		switch e.Name {
+		case ".":
+		case "..":
+			info.parent = e.Ino
+		default:
+			s.out.edges = append(s.out.edges, edge{dir: ino, target: e.Ino, ftype: e.FType, name: e.Name})
+			s.out.stats.Entries++
+		}
+	}
+}
+
+func splitErr(err error) []error {
+	if u, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range u.Unwrap() {
+			out = append(out, splitErr(e)...)
+		}
+		return out
+	}
+	return []error{err}
+}
+
+// trimDirPrefix drops "directory N: " prefixes, since the finding names
+// the inode.
+func trimDirPrefix(s string, ino uint64) string {
+	p := fmt.Sprintf("directory %d: ", ino)
+	for len(s) >= len(p) && s[:len(p)] == p {
+		s = s[len(p):]
+	}
+	return s
+}
+
+// symlink checks a symlink's target: inline, or in remote blocks with one
+// header per extent (the buffer the kernel reads for it), pieces in order,
+// adding up to the size.
+func (s *agScan) symlink(ino uint64, d *ondisk.Dinode, buf []byte, exts []ondisk.Extent, at func(Finding) Finding) {
+	g := s.g
+	if d.Format == ondisk.FmtLocal {
+		if _, err := ondisk.LocalSymlink(buf, d, g); err != nil {
+			s.add(at(finding(KindSymlink, "%s", unwrapInode(err, ino))))
+		}
+		return
+	}
+	if d.Size <= 0 || d.Size >= ondisk.SymlinkMaxLen {
+		s.add(at(finding(KindSymlink, "symlink size outside 1..%d", ondisk.SymlinkMaxLen-1).exp(fmt.Sprintf("1..%d", ondisk.SymlinkMaxLen-1), d.Size)))
+		return
+	}
+	var got int64
+	for _, e := range exts {
+		// A target under 1 KiB never needs more than a few blocks.
+		if e.BlockCount > 4 || got >= d.Size {
+			s.add(at(finding(KindSymlink, "symlink extent %v is more than a %d-byte target needs", e, d.Size)))
+			return
+		}
+		daddr := g.FSBDaddr(e.StartBlock)
+		b, err := s.c.rd.read(daddr, int(e.BlockCount)*g.BlockSize)
+		if err != nil {
+			s.add(at(finding(KindRead, "symlink block %d: %v", e.StartBlock, err)))
+			return
+		}
+		hdr, data, err := ondisk.DecodeSymlinkBlock(b)
+		if err == nil {
+			err = hdr.Verify(b, g, ino, daddr)
+		}
+		agno, agbno := int(g.FSBAgno(e.StartBlock)), int64(g.FSBAgbno(e.StartBlock))
+		if err != nil {
+			kind := KindSymlink
+			if hdr != nil && hdr.Magic == ondisk.SymlinkMagic && !hdr.CRCOK() {
+				kind = KindCRC
+			}
+			s.add(finding(kind, "symlink block: %v", err).at(agno, agbno).ino(ino))
+			return
+		}
+		if s.c.lsnAhead(hdr.LSN) {
+			s.add(s.c.lsnFinding(hdr.LSN, "symlink block").at(agno, agbno).ino(ino))
+		}
+		if int64(hdr.Offset) != got {
+			s.add(finding(KindSymlink, "symlink block holds the wrong piece of the target").exp(fmt.Sprintf("offset %d", got), hdr.Offset).at(agno, agbno).ino(ino))
+			return
+		}
+		got += int64(len(data))
+	}
+	if got != d.Size {
+		s.add(at(finding(KindSymlink, "symlink blocks hold a target of another length").exp(d.Size, got)))
+	}
+}
+
+// unlinked follows the AGI's unlinked lists: each inode on them in use,
+// hashed to its bucket, on one list once. They are exempt from the
+// reachability check: they are open but deleted, to be freed at mount.
+func (s *agScan) unlinked() {
+	a := s.res.agi
+	if a == nil {
+		return
+	}
+	inodes := s.res.inodes
+	find := func(agino uint32) *inodeInfo {
+		ino := s.g.Ino(s.agno, agino)
+		i := sort.Search(len(inodes), func(i int) bool { return inodes[i].ino >= ino })
+		if i < len(inodes) && inodes[i].ino == ino {
+			return &inodes[i]
+		}
+		return nil
+	}
+	hdrBlk := uint32(s.g.AGIDaddr(s.agno)-s.g.AGBDaddr(s.agno, 0)) >> (s.g.BlockLog - ondisk.BBShift)
+	for b, head := range a.Unlinked {
+		for agino, steps := head, 0; agino != ondisk.NullAGIno; steps++ {
+			ip := find(agino)
+			switch {
+			case ip == nil:
+				s.add(s.here(finding(KindAGIUnlinked, "unlinked list %d reaches inode %d, which is not in use", b, s.g.Ino(s.agno, agino)), hdrBlk))
+			case ip.flags&fUnlinked != 0 || steps > len(inodes):
+				s.add(s.here(finding(KindAGIUnlinked, "unlinked list %d reaches inode %d a second time", b, ip.ino), hdrBlk))
+			case agino%ondisk.AGIUnlinkedBuckets != uint32(b):
+				s.add(s.here(finding(KindAGIUnlinked, "unlinked list %d holds inode %d of another bucket", b, ip.ino), hdrBlk))
+				ip.flags |= fUnlinked
+				agino = ip.next
+				continue
+			default:
+				ip.flags |= fUnlinked
+				agino = ip.next
+				continue
+			}
+			break
+		}
+	}
+}
