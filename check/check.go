@@ -24,6 +24,7 @@ package check
 import (
 	"fmt"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -94,6 +95,9 @@ func newChecker(f *xfs.FS, opts Options) *checker {
 
 // add records findings; safe for concurrent use.
 func (c *checker) add(fs ...Finding) {
+	for i := range fs {
+		fs[i].Message = strings.TrimSuffix(fs[i].Message, ": "+ondisk.ErrCorrupt.Error())
+	}
 	c.mu.Lock()
 	c.report.Findings = append(c.report.Findings, fs...)
 	c.mu.Unlock()
