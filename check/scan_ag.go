@@ -543,9 +543,13 @@ func (s *agScan) inobtRecord(r ondisk.InobtRec, tree string) bool {
 		return s.here(finding(KindInobtRecord, "%s record for chunk %d: %s", tree, r.StartIno, fmt.Sprintf(format, args...)), agbno)
 	}
 	last := uint64(r.StartIno) + ondisk.InodesPerChunk - 1
-	if r.StartIno%ondisk.InodesPerChunk != 0 || agbno <= ondisk.AGFLBlock(g) || uint64(g.AginoAgbno(uint32(min(last, 1<<32-1)))) >= uint64(s.size) ||
+	// A chunk starts on a block boundary (or, with more than 64 inodes per
+	// block, on a 64-inode boundary inside one); chunks need not be 64
+	// aligned in inode numbers without sparse inodes.
+	align := uint32(min(g.InoPerBlock, ondisk.InodesPerChunk))
+	if r.StartIno%align != 0 || agbno <= ondisk.AGFLBlock(g) || uint64(g.AginoAgbno(uint32(min(last, 1<<32-1)))) >= uint64(s.size) ||
 		(g.AGInoLog < 32 && last>>g.AGInoLog != 0) {
-		s.add(bad("the chunk is not 64 aligned inodes inside the AG's data blocks"))
+		s.add(bad("the chunk is not 64 inodes from a block boundary inside the AG's data blocks"))
 		return false
 	}
 	// Counts that disagree with the masks are reported, but the chunk is
