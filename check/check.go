@@ -237,6 +237,14 @@ func (c *checker) checkLog() {
 		c.add(finding(KindLogCorrupt, "cannot find the log head: %v; metadata LSNs are not checked", err))
 		return
 	}
+	if st.LastRecord >= 0 && (int64(st.LastLSN.Block()) != st.LastRecord || st.Head.Less(st.LastLSN)) {
+		// The head LSN comes from this record: if it lies, every LSN
+		// comparison would too.
+		c.report.Log.Error = "last record's LSN does not match its place"
+		c.add(finding(KindLogCorrupt, "the last log record (at log block %d) carries an LSN that is not its own; metadata LSNs are not checked", st.LastRecord).
+			exp(fmt.Sprintf("%d:%d", st.Head.Cycle(), st.LastRecord), fmt.Sprintf("%d:%d", st.LastLSN.Cycle(), st.LastLSN.Block())))
+		return
+	}
 	c.logState = st
 	c.report.Log.Clean = st.Clean
 	c.report.Log.HeadCycle, c.report.Log.HeadBlock = st.Head.Cycle(), st.Head.Block()
@@ -266,13 +274,61 @@ func (c *checker) lsnFinding(lsn uint64, what string) Finding {
 }
 
 // checkSuperblock checks what the primary superblock says about the
-// geometry that xfs.Open did not already refuse.
+// geometry that xfs.Open did not already refuse, as xfs_repair's
+// superblock checks do.
 func (c *checker) checkSuperblock() {
 	sb := c.sb
 	if c.lsnAhead(sb.LSN) {
 		c.add(c.lsnFinding(sb.LSN, "superblock").at(0, 0))
 	}
+	bad := func(format string, args ...any) Finding {
+		return finding(KindSBHeader, "superblock: "+format, args...).at(0, 0)
+	}
+	if sb.FeaturesIncompat&ondisk.IncompatNeedsRepair != 0 {
+		c.add(bad("marked as needing repair (NEEDSREPAIR)").exp("not set", "set"))
+	}
+	if u := sb.FeaturesCompat; u != 0 {
+		c.add(bad("unknown compatible features 0x%x", u).exp(0, fmt.Sprintf("0x%x", u)))
+	}
+	if u := sb.FeaturesROCompat &^ ondisk.SupportedROCompat; u != 0 {
+		c.add(bad("unknown read-only compatible features 0x%x", u).exp(0, fmt.Sprintf("0x%x", u)))
+	}
+	if (sb.Unit == 0) != (sb.Width == 0) || (sb.Unit != 0 && sb.Width%sb.Unit != 0) {
+		c.add(bad("stripe width is not a multiple of the stripe unit").exp(fmt.Sprintf("a multiple of %d", sb.Unit), sb.Width))
+	}
+	if sb.HasSpinodes() {
+		chunk := uint32(ondisk.InodesPerChunk * int(sb.InodeSize) / int(sb.BlockSize))
+		if sb.InoAlignmt != max(chunk, 1) {
+			c.add(bad("inode alignment must be the chunk size with sparse inodes").exp(max(chunk, 1), sb.InoAlignmt))
+		}
+		if want := max(uint32(c.g.ClusterSize)>>c.g.BlockLog, 1); sb.SpinoAlign != want {
+			c.add(bad("sparse inode alignment is not the inode cluster size").exp(want, sb.SpinoAlign))
+		}
+	}
 	if sb.RBlocks != 0 || sb.RExtents != 0 {
 		c.add(finding(KindSBHeader, "a realtime device is configured; realtime files are not checked").info())
 	}
+	if buf, err := c.rd.read(0, c.g.SectSize); err == nil {
+		c.sbTail(buf, 0)
+	}
 }
+
+// sbTail: the bytes of a superblock sector past the structure are zero.
+func (c *checker) sbTail(buf []byte, agno uint32) Finding {
+	for i := sbStructSize; i < len(buf); i++ {
+		if buf[i] != 0 {
+			f := finding(KindSBHeader, "superblock sector has data past the superblock at byte %d", i).at(int(agno), 0).exp(0, fmt.Sprintf("0x%02x", buf[i]))
+			if agno > 0 {
+				f.Kind = KindSBSecondary
+				return f
+			}
+			c.add(f)
+			return f
+		}
+	}
+	return Finding{}
+}
+
+// sbStructSize is the size of the v5 superblock structure (to the end of
+// sb_meta_uuid); the rest of its sector is zero.
+const sbStructSize = 264

@@ -70,23 +70,48 @@ func (s *agScan) headers() {
 		s.add(s.here(finding(KindCRC, "superblock copy has a bad CRC"), 0))
 	}
 	p := s.c.sb
+	// The geometry and features every copy must share (rootino and the
+	// counters are only kept in the primary).
 	for _, f := range []struct {
 		name      string
 		got, want any
 	}{
-		{"blocksize", sb.BlockSize, p.BlockSize}, {"dblocks", sb.DBlocks, p.DBlocks},
-		{"agblocks", sb.AGBlocks, p.AGBlocks}, {"agcount", sb.AGCount, p.AGCount},
-		{"uuid", sb.UUID, p.UUID}, {"inodesize", sb.InodeSize, p.InodeSize},
-		{"sectsize", sb.SectSize, p.SectSize}, {"logstart", sb.LogStart, p.LogStart},
+		{"magicnum", sb.MagicNum, p.MagicNum}, {"blocksize", sb.BlockSize, p.BlockSize},
+		{"dblocks", sb.DBlocks, p.DBlocks}, {"rblocks", sb.RBlocks, p.RBlocks}, {"rextents", sb.RExtents, p.RExtents},
+		{"uuid", sb.UUID, p.UUID}, {"logstart", sb.LogStart, p.LogStart}, {"rextsize", sb.RExtSize, p.RExtSize},
+		{"agblocks", sb.AGBlocks, p.AGBlocks}, {"agcount", sb.AGCount, p.AGCount}, {"rbmblocks", sb.RBMBlocks, p.RBMBlocks},
+		{"logblocks", sb.LogBlocks, p.LogBlocks},
+		// The kernel sets the attr and quota bits in the primary only.
+		{"versionnum", sb.VersionNum &^ (sbVersionAttr | sbVersionQuota), p.VersionNum &^ (sbVersionAttr | sbVersionQuota)},
+		{"sectsize", sb.SectSize, p.SectSize}, {"inodesize", sb.InodeSize, p.InodeSize}, {"inopblock", sb.InoPBlock, p.InoPBlock},
+		{"blocklog", sb.BlockLog, p.BlockLog}, {"sectlog", sb.SectLog, p.SectLog}, {"inodelog", sb.InodeLog, p.InodeLog},
+		{"inopblog", sb.InoPBLog, p.InoPBLog}, {"agblklog", sb.AGBlkLog, p.AGBlkLog}, {"rextslog", sb.RExtSLog, p.RExtSLog},
+		{"imax_pct", sb.IMaxPct, p.IMaxPct}, {"inoalignmt", sb.InoAlignmt, p.InoAlignmt},
+		{"unit", sb.Unit, p.Unit}, {"width", sb.Width, p.Width}, {"dirblklog", sb.DirBlkLog, p.DirBlkLog},
+		{"logsectlog", sb.LogSectLog, p.LogSectLog}, {"logsectsize", sb.LogSectSize, p.LogSectSize},
+		{"logsunit", sb.LogSUnit, p.LogSUnit}, {"features2", sb.Features2, p.Features2},
+		{"features_compat", sb.FeaturesCompat, p.FeaturesCompat}, {"features_ro_compat", sb.FeaturesROCompat, p.FeaturesROCompat},
+		{"features_incompat", sb.FeaturesIncompat, p.FeaturesIncompat},
+		{"features_log_incompat", sb.FeaturesLogIncomp, p.FeaturesLogIncomp},
+		{"spino_align", sb.SpinoAlign, p.SpinoAlign}, {"meta_uuid", sb.MetaUUID, p.MetaUUID},
 	} {
 		if f.got != f.want {
 			s.add(s.here(finding(KindSBSecondary, "superblock copy: %s differs from the primary", f.name).exp(f.want, f.got), 0))
 		}
 	}
+	if f := s.c.sbTail(buf, s.agno); f.Kind != "" {
+		s.add(f)
+	}
 	if s.c.lsnAhead(sb.LSN) {
 		s.add(s.here(s.c.lsnFinding(sb.LSN, "superblock copy"), 0))
 	}
 }
+
+// Version bits the kernel sets in the primary superblock only.
+const (
+	sbVersionAttr  = 0x10
+	sbVersionQuota = 0x40
+)
 
 // walk runs the btree walk on t, claiming its blocks for kind and turning
 // its problems into findings. It returns the walk's statistics and how

@@ -89,6 +89,9 @@ func (s *agScan) inode(ino uint64, buf []byte, inobtFree bool) {
 			d, buf = d2, fixed
 		}
 	}
+	for _, p := range s.inodeFields(ino, d) {
+		s.add(at(finding(KindInodeCorrupt, "%s", p)))
+	}
 	if (d.Mode == 0) != inobtFree {
 		if inobtFree {
 			s.add(at(finding(KindInobtFree, "inode in use is marked free in the inobt").exp("in use", "free")))
@@ -135,6 +138,54 @@ func (s *agScan) inode(ino uint64, buf []byte, inobtFree bool) {
 		s.symlink(ino, d, buf, data.extents, at)
 	}
 	s.res.inodes = append(s.res.inodes, info)
+}
+
+// Inode flag bits this checker knows (di_flags, di_flags2).
+const (
+	knownFlags  = 1<<15 - 1
+	knownFlags2 = ondisk.DiFlags2Dax | ondisk.DiFlags2Reflink | ondisk.DiFlags2Cowextsize | ondisk.DiFlags2Bigtime | ondisk.DiFlags2Nrext64
+)
+
+// inodeFields checks the fields of any inode, free or in use, that the
+// kernel's verifier leaves to xfs_repair or that it checks before the
+// mode matters: flag bits, the unlinked pointer, timestamps, the obsolete
+// link count, the realtime inodes of a file system without realtime.
+func (s *agScan) inodeFields(ino uint64, d *ondisk.Dinode) []string {
+	var out []string
+	g := s.g
+	if u := d.Flags &^ knownFlags; u != 0 {
+		out = append(out, fmt.Sprintf("unknown di_flags bits 0x%x", u))
+	}
+	if u := d.Flags2 &^ knownFlags2; u != 0 {
+		out = append(out, fmt.Sprintf("unknown di_flags2 bits 0x%x", u))
+	}
+	if d.Flags2&ondisk.DiFlags2Reflink != 0 && !s.c.sb.HasReflink() {
+		out = append(out, "reflink flag on a file system without reflink")
+	}
+	if n := d.NextUnlinked; n != ondisk.NullAGIno {
+		agbno := uint64(n) >> g.InoPBLog
+		if (g.AGInoLog < 32 && n>>g.AGInoLog != 0) || agbno <= uint64(ondisk.AGFLBlock(g)) || agbno >= uint64(s.size) {
+			out = append(out, fmt.Sprintf("next_unlinked 0x%x is neither null nor an inode of the AG", n))
+		}
+	}
+	if d.Flags2&ondisk.DiFlags2Bigtime == 0 {
+		for _, ts := range []struct {
+			name string
+			t    ondisk.Timestamp
+		}{{"atime", d.Atime}, {"mtime", d.Mtime}, {"ctime", d.Ctime}, {"crtime", d.Crtime}} {
+			if ts.t.Nsec >= 1e9 {
+				out = append(out, fmt.Sprintf("%s nanoseconds %d, not below one second", ts.name, ts.t.Nsec))
+			}
+		}
+	}
+	if d.Version == 3 && d.OnLink != 0 {
+		out = append(out, fmt.Sprintf("obsolete v1 link count field is %d on a v3 inode", d.OnLink))
+	}
+	sb := s.c.sb
+	if (ino == sb.RBMIno || ino == sb.RSumIno) && sb.RBlocks == 0 && d.Size != 0 {
+		out = append(out, fmt.Sprintf("realtime inode has size %d without a realtime device", d.Size))
+	}
+	return out
 }
 
 // unwrapInode drops the "inode N: " prefix the verifier adds, since the
