@@ -22,6 +22,9 @@ func (s *agScan) scanInodes() {
 	offset := func(r ondisk.InobtRec) int64 {
 		return s.g.AGBDaddr(s.agno, g.AginoAgbno(r.StartIno))<<ondisk.BBShift + int64(g.AginoOffset(r.StartIno)*g.InodeSize)
 	}
+	if cap(s.res.inodes) == 0 {
+		s.res.inodes = make([]inodeInfo, 0, min(len(s.recs)*ondisk.InodesPerChunk, 1<<20))
+	}
 	for i := 0; i < len(s.recs); {
 		start := offset(s.recs[i])
 		j := i + 1
@@ -29,7 +32,7 @@ func (s *agScan) scanInodes() {
 			j++
 		}
 		n := int64(j-i) * chunkBytes
-		buf, err := s.c.rd.read(start>>ondisk.BBShift, int(n))
+		buf, err := s.c.rd.readInto(&s.out.batch, start>>ondisk.BBShift, int(n))
 		if err != nil {
 			s.add(s.here(finding(KindRead, "inode chunks %d..%d: %v", s.recs[i].StartIno, s.recs[j-1].StartIno, err), g.AginoAgbno(s.recs[i].StartIno)))
 			i = j

@@ -30,6 +30,24 @@ func (r *reader) read(daddr int64, n int) ([]byte, error) {
 	return buf, nil
 }
 
+// readInto is read into a buffer kept by the caller (grown as needed), for
+// the large inode-chunk reads that each worker makes one after another. The
+// bytes are only valid until the next readInto with the same buffer.
+func (r *reader) readInto(keep *[]byte, daddr int64, n int) ([]byte, error) {
+	off := daddr << ondisk.BBShift
+	if daddr < 0 || n <= 0 || n > maxRead || off+int64(n) > r.dev.Size() {
+		return nil, ondisk.Corruptf("read of %d bytes at daddr %d outside the device", n, daddr)
+	}
+	if cap(*keep) < n {
+		*keep = ondisk.AlignedBuffer(max(n, readBatch), r.align)
+	}
+	buf := (*keep)[:n]
+	if _, err := r.dev.ReadAt(buf, off); err != nil {
+		return nil, err
+	}
+	return buf, nil
+}
+
 // ownerKind says what uses a block.
 type ownerKind uint8
 
@@ -82,6 +100,7 @@ type workerOut struct {
 	claims   [][]claim // by AG the blocks are in
 	edges    []edge
 	stats    Stats
+	batch    []byte // the inode-chunk read buffer
 }
 
 func newWorkerOut(agcount uint32) *workerOut {
