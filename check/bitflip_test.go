@@ -94,13 +94,6 @@ func metadataRegions(t testing.TB, img string) (*overlay, *ondisk.Geometry, []me
 		if _, err := dev.ReadAt(buf, off); err != nil {
 			t.Fatal(err)
 		}
-		// Inode chunks: each inode is a unit.
-		if n >= g.InodeSize && binary.BigEndian.Uint16(buf) == ondisk.DinodeMagic {
-			for i := 0; i+g.InodeSize <= n; i += g.InodeSize {
-				add(off+int64(i), g.InodeSize, ondisk.DinodeCRCOff)
-			}
-			continue
-		}
 		if n <= g.SectSize { // AG header sectors
 			crc := map[uint32]int{ondisk.AGFMagic: ondisk.AGFCRCOff, ondisk.AGIMagic: ondisk.AGICRCOff,
 				ondisk.AGFLMagic: ondisk.AGFLCRCOff, 0x58465342: 224}[binary.BigEndian.Uint32(buf)]
@@ -110,7 +103,36 @@ func metadataRegions(t testing.TB, img string) (*overlay, *ondisk.Geometry, []me
 			add(off, n, crc)
 			continue
 		}
-		add(off, n, crcOffset(buf))
+		// Larger reads hold inodes, blocks of trees, directories and
+		// symlinks, and (where reads bridge gaps) file data: cut them into
+		// units that carry one CRC each and keep the units that are
+		// metadata by their magic.
+		for pos := 0; pos < n; {
+			if pos+g.InodeSize <= n && binary.BigEndian.Uint16(buf[pos:]) == ondisk.DinodeMagic {
+				add(off+int64(pos), g.InodeSize, ondisk.DinodeCRCOff)
+				pos += g.InodeSize
+				continue
+			}
+			unit := g.BlockSize
+			crc := crcOffset(buf[pos:min(pos+unit, n)])
+			switch binary.BigEndian.Uint32(buf[pos:]) {
+			case ondisk.Dir3BlockMagic, ondisk.Dir3DataMagic, ondisk.Dir3FreeMagic:
+				unit = g.DirBlkSize
+			}
+			if len(buf[pos:]) > 10 {
+				switch binary.BigEndian.Uint16(buf[pos+8:]) {
+				case ondisk.DA3NodeMagic, ondisk.Dir3Leaf1Magic, ondisk.Dir3LeafNMagic:
+					unit = g.DirBlkSize
+				}
+			}
+			if crc >= 0 && pos+unit <= n {
+				add(off+int64(pos), unit, crc)
+			}
+			pos += min(unit, g.BlockSize) // a directory block's later blocks are skipped as unknown
+			if crc >= 0 {
+				pos += unit - min(unit, g.BlockSize)
+			}
+		}
 	}
 	slices.SortFunc(regions, func(a, b metaRegion) int { return int(a.off - b.off) })
 	return o, g, regions

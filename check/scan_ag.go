@@ -26,6 +26,9 @@ type agScan struct {
 
 	lastIBlk uint32 // last inode block claimed
 	iblkSet  bool
+
+	dirs    chan dirJob // directories to check, while the inode scan runs
+	pending []dirJob    // directories of the current inode batch
 }
 
 func (c *checker) scanAG(agno uint32, out *workerOut) {

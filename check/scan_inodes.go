@@ -2,7 +2,9 @@ package check
 
 import (
 	"fmt"
+	"slices"
 	"sort"
+	"sync"
 
 	"github.com/xfsimg/xfsimg/agi"
 	"github.com/xfsimg/xfsimg/bmbt"
@@ -15,7 +17,9 @@ import (
 const readBatch = 2 << 20
 
 // scanInodes reads every inode chunk the inobt lists and checks each
-// inode in it.
+// inode in it. Consecutive chunks are read as one batch, and the next
+// batch is read while the current one is checked, so that the device is
+// kept busy.
 func (s *agScan) scanInodes() {
 	g := s.g
 	chunkBytes := int64(ondisk.InodesPerChunk * g.InodeSize)
@@ -25,24 +29,55 @@ func (s *agScan) scanInodes() {
 	if cap(s.res.inodes) == 0 {
 		s.res.inodes = make([]inodeInfo, 0, min(len(s.recs)*ondisk.InodesPerChunk, 1<<20))
 	}
-	for i := 0; i < len(s.recs); {
-		start := offset(s.recs[i])
-		j := i + 1
-		for j < len(s.recs) && offset(s.recs[j]) == start+int64(j-i)*chunkBytes && int64(j-i+1)*chunkBytes <= readBatch {
-			j++
-		}
-		n := int64(j-i) * chunkBytes
-		buf, err := s.c.rd.readInto(&s.out.batch, start>>ondisk.BBShift, int(n))
-		if err != nil {
-			s.add(s.here(finding(KindRead, "inode chunks %d..%d: %v", s.recs[i].StartIno, s.recs[j-1].StartIno, err), g.AginoAgbno(s.recs[i].StartIno)))
-			i = j
-			continue
-		}
-		for k := i; k < j; k++ {
-			s.chunk(s.recs[k], buf[int64(k-i)*chunkBytes:int64(k-i+1)*chunkBytes])
-		}
-		i = j
+	type batch struct {
+		i, j  int   // records recs[i:j]
+		start int64 // byte offset of buf
+		buf   []byte
+		err   error
 	}
+	defer s.startDirs()()
+	// Two buffers: one being checked, one being read. A batch bridges
+	// small gaps between chunks (file data, directory blocks): one larger
+	// read costs less than two requests.
+	free := make(chan []byte, 2)
+	free <- s.out.batch
+	free <- s.out.batch2
+	ready := make(chan batch, 1)
+	go func() {
+		defer close(ready)
+		for i := 0; i < len(s.recs); {
+			start := offset(s.recs[i])
+			end := start + chunkBytes
+			j := i + 1
+			for ; j < len(s.recs); j++ {
+				o := offset(s.recs[j])
+				if o < end || o-end > prefetchGap || o+chunkBytes-start > readBatch {
+					break
+				}
+				end = o + chunkBytes
+			}
+			keep := <-free
+			buf, err := s.c.rd.readInto(&keep, start>>ondisk.BBShift, int(end-start))
+			if err != nil {
+				buf = keep
+			}
+			ready <- batch{i, j, start, buf, err}
+			i = j
+		}
+	}()
+	for b := range ready {
+		if b.err != nil {
+			s.add(s.here(finding(KindRead, "inode chunks %d..%d: %v", s.recs[b.i].StartIno, s.recs[b.j-1].StartIno, b.err), g.AginoAgbno(s.recs[b.i].StartIno)))
+		} else {
+			for k := b.i; k < b.j; k++ {
+				o := offset(s.recs[k]) - b.start
+				s.chunk(s.recs[k], b.buf[o:o+chunkBytes])
+			}
+			s.flushDirs(b.start, b.buf)
+		}
+		free <- b.buf[:0]
+	}
+	s.out.batch, s.out.batch2 = <-free, <-free
 	s.res.chunks = make([]chunkInfo, len(s.recs))
 	for i, r := range s.recs {
 		s.res.chunks[i] = chunkInfo{startino: r.StartIno, holes: agi.HoleMask(r)}
@@ -136,7 +171,11 @@ func (s *agScan) inode(ino uint64, buf []byte, inobtFree bool) {
 	}
 	switch {
 	case d.IsDir() && dok:
-		s.directory(ino, d, buf, data.extents, &info, at)
+		j := dirJob{ino: ino, format: d.Format, size: d.Size, exts: data.extents, idx: len(s.res.inodes), agbno: agbno}
+		if d.Format == ondisk.FmtLocal {
+			j.local = append([]byte(nil), ondisk.DataFork(buf, d, g)...)
+		}
+		s.pending = append(s.pending, j)
 	case d.IsSymlink() && dok:
 		s.symlink(ino, d, buf, data.extents, at)
 	}
@@ -346,41 +385,210 @@ func (m extentMapper) LastMapped() (uint64, error) {
 	return m[len(m)-1].End(), nil
 }
 
-// blockReader reads directory blocks for package dir.
-type blockReader struct{ s *agScan }
+// blockReader reads directory blocks for package dir, from the blocks
+// read ahead when it has them.
+type blockReader struct {
+	s     *agScan
+	cache *blockCache
+}
 
 func (r blockReader) ReadBlocks(fsb uint64, n int) ([]byte, error) {
 	g := r.s.g
 	if n < 1 || !g.ValidFSB(fsb) || !g.ValidFSB(fsb+uint64(n)-1) {
 		return nil, ondisk.Corruptf("directory block %d+%d outside the file system", fsb, n)
 	}
+	if b := r.cache.get(fsb, n, g.BlockSize); b != nil {
+		return b, nil
+	}
 	return r.s.c.rd.read(g.FSBDaddr(fsb), n*g.BlockSize)
+}
+
+// blockCache holds runs of blocks read ahead, sorted by start.
+type blockCache struct {
+	runs []cacheRun
+}
+
+type cacheRun struct {
+	start uint64 // AG-encoded block
+	n     uint64
+	buf   []byte
+}
+
+// get returns blocks [fsb, fsb+n) if one run holds them all.
+func (c *blockCache) get(fsb uint64, n, bs int) []byte {
+	if c == nil {
+		return nil
+	}
+	i := sort.Search(len(c.runs), func(i int) bool { return c.runs[i].start+c.runs[i].n > fsb })
+	if i == len(c.runs) || c.runs[i].start > fsb || fsb+uint64(n) > c.runs[i].start+c.runs[i].n {
+		return nil
+	}
+	off := (fsb - c.runs[i].start) * uint64(bs)
+	return c.runs[i].buf[off : off+uint64(n*bs) : off+uint64(n*bs)]
+}
+
+// Read-ahead of directory blocks: the blocks of a batch's directories are
+// read in runs, bridging gaps of up to prefetchGap bytes (reading a little
+// more is cheaper than another request), each run at most prefetchRun
+// bytes, at most prefetchTotal bytes per batch.
+const (
+	prefetchGap   = 256 << 10
+	prefetchRun   = 1 << 20
+	prefetchTotal = 16 << 20
+)
+
+// flushDirs reads ahead the blocks of the directories found in the last
+// inode batch and hands the directories to the directory goroutines.
+// Blocks inside the batch just read (batchStart, batch) are copied from
+// it rather than read again.
+func (s *agScan) flushDirs(batchStart int64, batch []byte) {
+	if len(s.pending) == 0 {
+		return
+	}
+	jobs := s.pending
+	s.pending = nil
+	g := s.g
+	bs := uint64(g.BlockSize)
+	var want []uint64
+	for _, j := range jobs {
+		for _, e := range j.exts {
+			if uint64(len(want))+e.BlockCount > prefetchTotal/bs {
+				break
+			}
+			for b := uint64(0); b < e.BlockCount; b++ {
+				want = append(want, e.StartBlock+b)
+			}
+		}
+	}
+	slices.Sort(want)
+	want = slices.Compact(want)
+	var runs []cacheRun
+	var total uint64
+	for i := 0; i < len(want); {
+		start, end := want[i], want[i]+1
+		j := i + 1
+		for j < len(want) && g.FSBAgno(want[j]) == g.FSBAgno(start) && (want[j]-end)*bs <= prefetchGap && (want[j]+1-start)*bs <= prefetchRun {
+			end = want[j] + 1
+			j++
+		}
+		i = j
+		if !g.ValidFSB(start) || !g.ValidFSB(end-1) || total+(end-start)*bs > prefetchTotal {
+			continue
+		}
+		total += (end - start) * bs
+		r := cacheRun{start: start, n: end - start}
+		if off := g.FSBOffset(start) - batchStart; off >= 0 && off+int64(r.n*bs) <= int64(len(batch)) {
+			r.buf = append([]byte(nil), batch[off:off+int64(r.n*bs)]...)
+		}
+		runs = append(runs, r)
+	}
+	// Read the runs a few at a time; a run that fails is left out (the
+	// directory reads its blocks itself and reports what fails).
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 4)
+	for i := range runs {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(r *cacheRun) {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if r.buf != nil {
+				return
+			}
+			if b, err := s.c.rd.read(g.FSBDaddr(r.start), int(r.n*bs)); err == nil {
+				r.buf = b
+			}
+		}(&runs[i])
+	}
+	wg.Wait()
+	cache := &blockCache{runs: slices.DeleteFunc(runs, func(r cacheRun) bool { return r.buf == nil })}
+	for _, j := range jobs {
+		j.cache = cache
+		s.dirs <- j
+	}
+}
+
+// dirJob is a directory to check. Directories are checked by a few
+// goroutines beside the inode scan, so that many directory block reads
+// are in flight at once, as xfs_repair's prefetch does.
+type dirJob struct {
+	ino    uint64
+	format uint8
+	size   int64
+	local  []byte // the data fork, for shortform
+	exts   []ondisk.Extent
+	idx    int // in res.inodes
+	agbno  uint32
+	cache  *blockCache // blocks read ahead for this batch of directories
+}
+
+// dirOut is what one directory goroutine collects.
+type dirOut struct {
+	findings []Finding
+	edges    []edge
+	parents  [][2]uint64 // res.inodes index, ".."
+	stats    Stats
+}
+
+// dirWorkers is how many directories each AG worker has in flight.
+const dirWorkers = 8
+
+// startDirs starts the directory goroutines; the returned function waits
+// for them and merges what they found.
+func (s *agScan) startDirs() func() {
+	s.dirs = make(chan dirJob, 4*dirWorkers)
+	outs := make([]dirOut, dirWorkers)
+	var wg sync.WaitGroup
+	for w := range outs {
+		wg.Add(1)
+		go func(out *dirOut) {
+			defer wg.Done()
+			for j := range s.dirs {
+				s.directory(j, out)
+			}
+		}(&outs[w])
+	}
+	return func() {
+		close(s.dirs)
+		wg.Wait()
+		for i := range outs {
+			o := &outs[i]
+			s.out.findings = append(s.out.findings, o.findings...)
+			s.out.edges = append(s.out.edges, o.edges...)
+			s.out.stats.Directories += o.stats.Directories
+			s.out.stats.Entries += o.stats.Entries
+			for _, p := range o.parents {
+				s.res.inodes[p[0]].parent = p[1]
+			}
+		}
+	}
 }
 
 // directory verifies a directory's blocks and collects its entries for
 // the namespace checks.
-func (s *agScan) directory(ino uint64, d *ondisk.Dinode, buf []byte, exts []ondisk.Extent, info *inodeInfo, at func(Finding) Finding) {
+func (s *agScan) directory(j dirJob, out *dirOut) {
 	g := s.g
-	s.out.stats.Directories++
-	dd := dir.New(g, ino, d.Format, d.Size, ondisk.DataFork(buf, d, g), extentMapper(exts), blockReader{s})
+	out.stats.Directories++
+	at := func(f Finding) Finding { return f.at(int(s.agno), int64(j.agbno)).ino(j.ino) }
+	dd := dir.New(g, j.ino, j.format, j.size, j.local, extentMapper(j.exts), blockReader{s, j.cache})
 	if err := dd.Verify(); err != nil {
 		for _, e := range splitErr(err) {
-			s.add(at(finding(dir.KindOf(e), "directory: %s", trimDirPrefix(e.Error(), ino))))
+			out.findings = append(out.findings, at(finding(dir.KindOf(e), "directory: %s", trimDirPrefix(e.Error(), j.ino))))
 		}
 	}
 	if lsn, daddr := dd.MaxLSN(); s.c.lsnAhead(lsn) {
 		fsb := g.DaddrFSB(daddr)
-		s.add(s.c.lsnFinding(lsn, "directory block").at(int(g.FSBAgno(fsb)), int64(g.FSBAgbno(fsb))).ino(ino))
+		out.findings = append(out.findings, s.c.lsnFinding(lsn, "directory block").at(int(g.FSBAgno(fsb)), int64(g.FSBAgbno(fsb))).ino(j.ino))
 	}
 	ents, _ := dd.Entries() // damage was reported by Verify; take what is readable
 	for _, e := range ents {
 		switch e.Name {
 		case ".":
 		case "..":
-			info.parent = e.Ino
+			out.parents = append(out.parents, [2]uint64{uint64(j.idx), e.Ino})
 		default:
-			s.out.edges = append(s.out.edges, edge{dir: ino, target: e.Ino, ftype: e.FType, name: e.Name})
-			s.out.stats.Entries++
+			out.edges = append(out.edges, edge{dir: j.ino, target: e.Ino, ftype: e.FType, name: e.Name})
+			out.stats.Entries++
 		}
 	}
 }

@@ -100,7 +100,8 @@ type workerOut struct {
 	claims   [][]claim // by AG the blocks are in
 	edges    []edge
 	stats    Stats
-	batch    []byte // the inode-chunk read buffer
+	batch    []byte // the inode-chunk read buffers
+	batch2   []byte
 }
 
 func newWorkerOut(agcount uint32) *workerOut {
