@@ -103,6 +103,8 @@ func populate(t *testing.T, mnt string, reflink bool) {
 	f.Close()
 	must(os.Symlink("short", filepath.Join(mnt, "link-inline")))
 	must(os.Symlink(strings.Repeat("long/", 180), filepath.Join(mnt, "link-remote")))
+	// 1020 bytes: two blocks of 1 KiB, one buffer with one header.
+	must(os.Symlink(strings.Repeat("x", 1020), filepath.Join(mnt, "link-remote-max")))
 	must(os.Link(filepath.Join(mnt, "large"), filepath.Join(mnt, "block/hardlink")))
 	must(unix.Mknod(filepath.Join(mnt, "fifo"), unix.S_IFIFO|0o644, 0))
 	must(unix.Mknod(filepath.Join(mnt, "null"), unix.S_IFCHR|0o666, int(unix.Mkdev(1, 3))))
