@@ -176,6 +176,13 @@ func corruptions() []corruption {
 			h := dbInt(t, img, "lents[2].hashval", append(leaf, "p lents[2].hashval")...)
 			return append(leaf, fmt.Sprintf("write lents[3].hashval %d", h))
 		}, dir.KindHash},
+		{"block dir hash", "dirs-4k", func(t *testing.T, img string) []string {
+			// A single-block directory's leaf entry gets its neighbour's
+			// hash: order still holds, the name no longer matches.
+			blk := []string{"inode " + u(inodeOf(t, "dirs-4k", "/block")), "dblock 0"}
+			h := dbInt(t, img, "bleaf[3].hashval", append(blk, "p bleaf[3].hashval")...)
+			return append(blk, fmt.Sprintf("write -d bleaf[4].hashval %d", h+1))
+		}, dir.KindHash},
 		{"bad dotdot", "dirs-4k", func(t *testing.T, img string) []string {
 			return []string{"inode " + u(inodeOf(t, "dirs-4k", "/sf")), "write u3.sfdir3.hdr.parent.i4 " + u(inodeOf(t, "dirs-4k", "/block"))}
 		}, check.KindDirDotdot},

@@ -571,6 +571,7 @@ func (s *agScan) directory(j dirJob, out *dirOut) {
 	out.stats.Directories++
 	at := func(f Finding) Finding { return f.at(int(s.agno), int64(j.agbno)).ino(j.ino) }
 	dd := dir.New(g, j.ino, j.format, j.size, j.local, extentMapper(j.exts), blockReader{s, j.cache})
+	dd.Salvage()
 	if err := dd.Verify(); err != nil {
 		for _, e := range splitErr(err) {
 			out.findings = append(out.findings, at(finding(dir.KindOf(e), "directory: %s", trimDirPrefix(e.Error(), j.ino))))

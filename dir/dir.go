@@ -95,7 +95,16 @@ type Dir struct {
 
 	maxLSN      uint64 // newest LSN of the blocks read
 	maxLSNDaddr int64
+
+	salvage bool // keep data blocks that decode but fail verification
 }
+
+// Salvage makes the directory keep data blocks that decode but fail
+// verification (with a good CRC): their failure is returned once, by the
+// first read (Verify), and later reads (Entries) list their entries. It
+// is for checkers, which report the damage and still want the names
+// behind it; readers must not use it, as the kernel refuses such blocks.
+func (d *Dir) Salvage() { d.salvage = true }
 
 type dataBlock struct {
 	b     *ondisk.DirDataBlock
@@ -275,7 +284,10 @@ func (d *Dir) dataBlock(db uint64, magic uint32) (*dataBlock, error) {
 		return nil, kinded(KindBlock, d.corruptf("data block %d has magic 0x%08x, want 0x%08x", db, b.Hdr.Magic, magic))
 	}
 	if err := b.Verify(buf, d.g, d.ino, daddr); err != nil {
-		return nil, blockErr(b.Hdr.CRCOK(), fmt.Errorf("directory %d: data block %d: %w", d.ino, db, err))
+		if d.salvage && b.Hdr.CRCOK() {
+			d.data[db] = &dataBlock{b: b, daddr: daddr}
+		}
+		return nil, dataBlockErr(b.Hdr.CRCOK(), fmt.Errorf("directory %d: data block %d: %w", d.ino, db, err))
 	}
 	blk := &dataBlock{b: b, daddr: daddr}
 	d.data[db] = blk

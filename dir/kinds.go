@@ -1,6 +1,9 @@
 package dir
 
-import "errors"
+import (
+	"errors"
+	"strings"
+)
 
 // Kinds of problems Verify reports, as stable machine names for checkers.
 // Each problem Verify joins is a *Problem carrying one of them.
@@ -55,6 +58,21 @@ func blockErr(crcOK bool, err error) error {
 		return kinded(KindCRC, err)
 	}
 	return kinded(KindBlock, err)
+}
+
+// dataBlockErr classifies a data block that decodes but fails
+// verification: the single-block form's hash index and the bestfree table
+// have kinds of their own.
+func dataBlockErr(crcOK bool, err error) error {
+	if crcOK {
+		switch msg := err.Error(); {
+		case strings.Contains(msg, "leaf entr"):
+			return kinded(KindHash, err)
+		case strings.Contains(msg, "bestfree"):
+			return kinded(KindBests, err)
+		}
+	}
+	return blockErr(crcOK, err)
 }
 
 // noteLSN remembers the newest LSN stamped in the blocks read, so that a
