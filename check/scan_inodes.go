@@ -127,7 +127,7 @@ func (s *agScan) inode(ino uint64, buf []byte, inobtFree bool) {
 			d, buf = d2, fixed
 		}
 	}
-	for _, p := range s.inodeFields(ino, d) {
+	for _, p := range s.inodeFields(ino, d, d.Mode != 0) {
 		s.add(at(finding(KindInodeCorrupt, "%s", p)))
 	}
 	if (d.Mode == 0) != inobtFree {
@@ -188,11 +188,12 @@ const (
 	knownFlags2 = ondisk.DiFlags2Dax | ondisk.DiFlags2Reflink | ondisk.DiFlags2Cowextsize | ondisk.DiFlags2Bigtime | ondisk.DiFlags2Nrext64
 )
 
-// inodeFields checks the fields of any inode, free or in use, that the
-// kernel's verifier leaves to xfs_repair or that it checks before the
-// mode matters: flag bits, the unlinked pointer, timestamps, the obsolete
-// link count, the realtime inodes of a file system without realtime.
-func (s *agScan) inodeFields(ino uint64, d *ondisk.Dinode) []string {
+// inodeFields checks the fields that the kernel's verifier leaves to
+// xfs_repair or checks before the mode matters: on any inode the flag bits
+// and the unlinked pointer; on inodes in use the timestamps, the obsolete
+// link count and the realtime inodes of a file system without realtime
+// (xfs_repair ignores those fields of free inodes).
+func (s *agScan) inodeFields(ino uint64, d *ondisk.Dinode, inUse bool) []string {
 	var out []string
 	g := s.g
 	if u := d.Flags &^ knownFlags; u != 0 {
@@ -209,6 +210,9 @@ func (s *agScan) inodeFields(ino uint64, d *ondisk.Dinode) []string {
 		if (g.AGInoLog < 32 && n>>g.AGInoLog != 0) || agbno <= uint64(ondisk.AGFLBlock(g)) || agbno >= uint64(s.size) {
 			out = append(out, fmt.Sprintf("next_unlinked 0x%x is neither null nor an inode of the AG", n))
 		}
+	}
+	if !inUse {
+		return out
 	}
 	if d.Flags2&ondisk.DiFlags2Bigtime == 0 {
 		for _, ts := range []struct {
