@@ -383,6 +383,13 @@ func (s *agScan) agfl(a *ondisk.AGF) {
 				fmt.Sprintf("flfirst %d fllast %d flcount %d", a.FLFirst, a.FLLast, a.FLCount)), agfBlk))
 		return
 	}
+	// Every slot, on the list or not, holds null or a block of the AG, as
+	// the kernel's AGFL verifier requires.
+	for i, b := range fl.Bno {
+		if b != ondisk.NullAGBlock && b >= s.size {
+			s.add(s.here(finding(KindAGFLEntry, "AGFL slot %d holds a block beyond the AG", i).exp(fmt.Sprintf("null or below %d", s.size), b), hdrBlk))
+		}
+	}
 	if a.FLCount == 0 {
 		return
 	}
@@ -392,11 +399,13 @@ func (s *agScan) agfl(a *ondisk.AGF) {
 	var n uint32
 	for i, k := a.FLFirst, uint32(0); k < size; k, i = k+1, (i+1)%size {
 		n++
-		b := fl.Bno[i]
-		if b == ondisk.NullAGBlock || b <= lo || b >= s.size {
-			s.add(s.here(finding(KindAGFLEntry, "AGFL slot %d is not a block of the AG", i).
+		switch b := fl.Bno[i]; {
+		case b >= s.size && b != ondisk.NullAGBlock:
+			// reported above
+		case b == ondisk.NullAGBlock || b <= lo:
+			s.add(s.here(finding(KindAGFLEntry, "AGFL slot %d is on the free list but not a block of the AG", i).
 				exp(fmt.Sprintf("%d..%d", lo+1, s.size-1), ptrText(b)), hdrBlk))
-		} else {
+		default:
 			s.out.claimAG(s.agno, b, 1, ownAGFL, 0)
 			s.res.counts.flcount++
 		}
