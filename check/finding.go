@@ -21,31 +21,31 @@ const (
 // (dir.Kind*); both are passed through unchanged.
 const (
 	// Superblock, log and AG headers.
-	KindSBHeader      = "sb-header"      // primary superblock field wrong for the geometry
-	KindSBSecondary   = "sb-secondary"   // a secondary superblock disagrees with the primary
-	KindSBIcount      = "sb-icount"      // sb_icount is not the number of allocated inodes
-	KindSBIfree       = "sb-ifree"       // sb_ifree is not the number of free inodes
-	KindSBFdblocks    = "sb-fdblocks"    // sb_fdblocks is not the free block count
-	KindLogDirty      = "log-dirty"      // the log holds changes not written in place
-	KindLogCorrupt    = "log-corrupt"    // the log head or tail cannot be found
-	KindLSNAhead      = "lsn-ahead"      // a metadata LSN newer than the log head
-	KindCRC           = "crc"            // a block or inode does not match its CRC
-	KindRead          = "read"           // a read failed
-	KindAGFHeader     = "agf-header"     // AGF magic, version, identity, roots or levels wrong
-	KindAGFFreeblks   = "agf-freeblks"   // agf_freeblks is not the free blocks in the bnobt
-	KindAGFLongest    = "agf-longest"    // agf_longest is not the longest free extent
-	KindAGFBtreeblks  = "agf-btreeblks"  // agf_btreeblks is not the non-root free-space (and rmap) btree blocks
-	KindAGFFlcount    = "agf-flcount"    // agf_flcount does not match the AGFL ring
-	KindAGFRmapblocks = "agf-rmapblocks" // agf_rmapblocks is not the rmapbt's size
-	KindAGFRefcblocks = "agf-refcntblocks"
-	KindAGFLHeader    = "agfl-header"     // AGFL magic or identity wrong
-	KindAGFLEntry     = "agfl-entry"      // an AGFL entry that is not a block of the AG
-	KindAGFLFree      = "agfl-free-block" // an AGFL block also in the free-space btrees
-	KindAGIHeader     = "agi-header"      // AGI magic, version, identity, roots or levels wrong
-	KindAGICount      = "agi-count"       // agi_count is not the inodes in the inobt
-	KindAGIFreecount  = "agi-freecount"   // agi_freecount is not the free inodes in the inobt
-	KindAGIBlocks     = "agi-blocks"      // agi_iblocks/fblocks is not the size of the inode btrees
-	KindAGIUnlinked   = "agi-unlinked"    // an unlinked list that is broken
+	KindSBHeader      = "sb-header"        // primary superblock field wrong for the geometry
+	KindSBSecondary   = "sb-secondary"     // a secondary superblock disagrees with the primary
+	KindSBIcount      = "sb-icount"        // sb_icount is not the number of allocated inodes
+	KindSBIfree       = "sb-ifree"         // sb_ifree is not the number of free inodes
+	KindSBFdblocks    = "sb-fdblocks"      // sb_fdblocks is not the free block count
+	KindLogDirty      = "log-dirty"        // the log holds changes not written in place
+	KindLogCorrupt    = "log-corrupt"      // the log head or tail cannot be found
+	KindLSNAhead      = "lsn-ahead"        // a metadata LSN newer than the log head
+	KindCRC           = "crc"              // a block or inode does not match its CRC
+	KindRead          = "read"             // a read failed
+	KindAGFHeader     = "agf-header"       // AGF magic, version, identity, roots or levels wrong
+	KindAGFFreeblks   = "agf-freeblks"     // agf_freeblks is not the free blocks in the bnobt
+	KindAGFLongest    = "agf-longest"      // agf_longest is not the longest free extent
+	KindAGFBtreeblks  = "agf-btreeblks"    // agf_btreeblks is not the non-root free-space (and rmap) btree blocks
+	KindAGFFlcount    = "agf-flcount"      // agf_flcount does not match the AGFL ring
+	KindAGFRmapblocks = "agf-rmapblocks"   // agf_rmapblocks is not the rmapbt's size
+	KindAGFRefcblocks = "agf-refcntblocks" // agf_refcntblocks is not the refcount btree's size
+	KindAGFLHeader    = "agfl-header"      // AGFL magic or identity wrong
+	KindAGFLEntry     = "agfl-entry"       // an AGFL entry that is not a block of the AG
+	KindAGFLFree      = "agfl-free-block"  // an AGFL block also in the free-space btrees
+	KindAGIHeader     = "agi-header"       // AGI magic, version, identity, roots or levels wrong
+	KindAGICount      = "agi-count"        // agi_count is not the inodes in the inobt
+	KindAGIFreecount  = "agi-freecount"    // agi_freecount is not the free inodes in the inobt
+	KindAGIBlocks     = "agi-blocks"       // agi_iblocks/fblocks is not the size of the inode btrees
+	KindAGIUnlinked   = "agi-unlinked"     // an unlinked list that is broken
 
 	// Free space and block usage.
 	KindBnobtRecord   = "bnobt-record"           // a free extent outside the AG or overlapping another
@@ -61,12 +61,12 @@ const (
 	KindFinobtMissing = "finobt-mismatch"        // finobt is not the inobt records with free inodes
 
 	// Inodes.
-	KindInodeCorrupt  = "inode-corrupt"  // the inode fails verification
-	KindInodeNblocks  = "inode-nblocks"  // di_nblocks is not the blocks the forks use
-	KindInodeNextents = "inode-nextents" // di_nextents/di_anextents is not the extent count
-	KindExtentRange   = "extent-range"   // an extent outside the file system or an AG
-	KindExtentOrder   = "extent-order"   // extents of a fork overlap or are out of order
-	KindSymlink       = "symlink-corrupt"
+	KindInodeCorrupt  = "inode-corrupt"   // the inode fails verification
+	KindInodeNblocks  = "inode-nblocks"   // di_nblocks is not the blocks the forks use
+	KindInodeNextents = "inode-nextents"  // di_nextents/di_anextents is not the extent count
+	KindExtentRange   = "extent-range"    // an extent outside the file system or an AG
+	KindExtentOrder   = "extent-order"    // extents of a fork overlap or are out of order
+	KindSymlink       = "symlink-corrupt" // a symlink target that cannot be read back
 
 	// Directories and the namespace.
 	KindDirEntryFree  = "dir-entry-free-inode" // an entry naming a free inode
