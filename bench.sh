@@ -4,7 +4,7 @@
 # 1 means xfsimg is faster). Needs root, loop devices and xfsprogs.
 #
 #   sudo ./bench.sh            all sections
-#   sudo ./bench.sh read       one section
+#   sudo ./bench.sh read       one section (read, check)
 set -euo pipefail
 cd "$(dirname "$0")"
 export PATH="$PATH:/usr/local/go/bin:/usr/sbin:/sbin"
@@ -121,7 +121,27 @@ print("; ".join(cmds))
 	compare "cat 1 GiB vs dd iflag=direct 1 GiB" 5 "$X cat $img /big" "$dds"
 }
 
-sections=("${@:-read}")
+bench_check() {
+	echo "== check: xfsimg check against xfs_repair -n on 100,000 inodes"
+	# The image (4 GiB, 1000 directories of 100 files, large and fragmented
+	# files, all made by the kernel) is built once by the Go perf test and
+	# kept in the cache directory.
+	local cache=${XFSIMG_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/xfsimg}
+	local img="$cache/check-perf-100k.img"
+	if [ ! -f "$img" ]; then
+		echo "building $img (once)"
+		XFSIMG_LONG=1 XFSIMG_CACHE="$cache" go test ./check -run TestCheckPerformance -count=1 >/dev/null
+	fi
+	"$X" check "$img" >/dev/null
+	compare "check vs xfs_repair -n" 7 "$X check $img" "xfs_repair -n -f $img 2>/dev/null"
+	compare "check --buffered vs xfs_repair -n" 7 "$X --buffered check $img" "xfs_repair -n -f $img 2>/dev/null"
+}
+
+if [ $# -gt 0 ]; then
+	sections=("$@")
+else
+	sections=(read check)
+fi
 for s in "${sections[@]}"; do
 	"bench_$s"
 done

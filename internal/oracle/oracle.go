@@ -181,7 +181,7 @@ func RequireRepairClean(t testing.TB, img string) {
 
 var (
 	loopMu   sync.Mutex
-	attached = map[string]bool{}  // loop devices this process attached
+	attached = map[string]bool{}   // loop devices this process attached
 	mountDev = map[string]string{} // mount point -> loop device
 )
 
