@@ -221,10 +221,17 @@ func (t *Tree) Records(fn func(rec []byte) error) error {
 	c := t.NewCursor()
 	c.readAhead = true
 	ok, err := c.First()
-	for ; ok && err == nil; ok, err = c.Next() {
-		if err := fn(c.Rec()); err != nil {
-			return err
+	for ok && err == nil {
+		// A leaf at a time: the records of one block need no path walk.
+		leaf := &c.path[0]
+		n, rs := leaf.b.numRecs(), t.Ops.RecSize()
+		for off := t.recOff(leaf.idx); leaf.idx < n; leaf.idx, off = leaf.idx+1, off+rs {
+			if err := fn(leaf.b.buf[off : off+rs]); err != nil {
+				return err
+			}
 		}
+		leaf.idx = n - 1
+		ok, err = c.step(+1)
 	}
 	return err
 }

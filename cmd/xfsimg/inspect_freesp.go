@@ -42,12 +42,13 @@ func inspectFreesp(f *xfs.FS, onlyAG int) error {
 			ags = append(ags, a)
 		}
 	}
-	// The AGs are independent: read them in parallel, add them up in order.
+	// The AGs are independent: each reads its trees into histograms of its
+	// own, in parallel; they are added up in AG order.
+	maxLen := uint64(f.Geo.AGBlocks)
 	type agFree struct {
-		bno, cnt []ondisk.AllocRec
-		fl       []uint32
-		agf      *ondisk.AGF
-		err      error
+		all, bno, cnt *agf.Histogram
+		agf           *ondisk.AGF
+		err           error
 	}
 	res := make([]agFree, len(ags))
 	var wg sync.WaitGroup
@@ -56,16 +57,27 @@ func inspectFreesp(f *xfs.FS, onlyAG int) error {
 		go func() {
 			defer wg.Done()
 			r := &res[i]
+			r.all, r.bno, r.cnt = agf.NewHistogram(maxLen), agf.NewHistogram(maxLen), agf.NewHistogram(maxLen)
 			ag, err := f.FreeSpace(agno)
 			if err != nil {
 				r.err = err
 				return
 			}
 			r.agf = ag.AGF
-			if r.bno, r.err = ag.FreeExtents(ag.BnoTree()); r.err != nil {
-				return
+			// The two trees are read at the same time too: their blocks
+			// are scattered, so more reads in flight is what pays.
+			var cntErr error
+			cntDone := make(chan struct{})
+			go func() {
+				defer close(cntDone)
+				cntErr = ag.EachFree(ag.CntTree(), r.cnt.AddOne)
+			}()
+			r.err = ag.EachFree(ag.BnoTree(), func(e ondisk.AllocRec) { r.bno.AddOne(e); r.all.AddOne(e) })
+			<-cntDone
+			if r.err == nil {
+				r.err = cntErr
 			}
-			if r.cnt, r.err = ag.FreeExtents(ag.CntTree()); r.err != nil {
+			if r.err != nil {
 				return
 			}
 			agfl, err := f.AGFL(agno)
@@ -73,25 +85,27 @@ func inspectFreesp(f *xfs.FS, onlyAG int) error {
 				r.err = err
 				return
 			}
-			if r.fl, err = agfl.Active(ag.AGF); err != nil {
+			fl, err := agfl.Active(ag.AGF)
+			if err != nil {
 				r.err = fmt.Errorf("agfl %d: %w", agno, err)
+				return
+			}
+			// xfs_db counts each AGFL block as a free extent of one block.
+			for _, blk := range fl {
+				r.all.AddOne(ondisk.AllocRec{StartBlock: blk, BlockCount: 1})
 			}
 		}()
 	}
 	wg.Wait()
-	maxLen := uint64(f.Geo.AGBlocks)
 	all, bno, cnt := agf.NewHistogram(maxLen), agf.NewHistogram(maxLen), agf.NewHistogram(maxLen)
 	var freeblks, flcount uint64
 	for _, r := range res {
 		if r.err != nil {
 			return r.err
 		}
-		bno.Add(r.bno)
-		cnt.Add(r.cnt)
-		all.Add(r.bno)
-		for _, blk := range r.fl {
-			all.Add([]ondisk.AllocRec{{StartBlock: blk, BlockCount: 1}})
-		}
+		all.Merge(r.all)
+		bno.Merge(r.bno)
+		cnt.Merge(r.cnt)
 		freeblks += uint64(r.agf.FreeBlks)
 		flcount += uint64(r.agf.FLCount)
 	}
