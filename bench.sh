@@ -4,7 +4,7 @@
 # 1 means xfsimg is faster). Needs root, loop devices and xfsprogs.
 #
 #   sudo ./bench.sh            all sections
-#   sudo ./bench.sh read       one section
+#   sudo ./bench.sh read       one section (read, check)
 set -euo pipefail
 cd "$(dirname "$0")"
 export PATH="$PATH:/usr/local/go/bin:/usr/sbin:/sbin"
@@ -20,7 +20,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-go build -o "$work/xfsimg" ./cmd/xfsimg
+# Built as a release would be: no symbol tables to page in at start.
+go build -trimpath -ldflags="-s -w" -o "$work/xfsimg" ./cmd/xfsimg
 X="$work/xfsimg"
 
 # median_ms RUNS CMD...: median wall time of RUNS runs, in milliseconds.
@@ -80,21 +81,67 @@ bench_read() {
 	detach "$dev"
 	xfs_db -r -c "inode $ino" -c "p core.format" "$img" | grep -q btree || { echo "frag is not in btree format" >&2; exit 1; }
 
-	compare "inspect freesp vs xfs_db freesp" 20 "$X inspect $img freesp" "xfs_db -r -c freesp $img"
+	compare "inspect freesp (few extents)" 20 "$X inspect $img freesp" "xfs_db -r -c freesp $img"
+	# Free space cut into 100,000 one-block extents: a prealloc'd file
+	# punched every other block.
+	local frag="$work/fragfree.img"
+	truncate -s 1G "$frag"
+	mkfs.xfs -f -q -b size=1024 "$frag"
+	dev=$(attach "$frag")
+	mount "$dev" "$mnt"
+	python3 -c '
+import sys
+print("falloc 0 800m")
+for i in range(100000):
+    print("fpunch %dk 1k" % (2 * i))
+' >"$work/punch.cmds"
+	xfs_io -f -c "$(head -1 "$work/punch.cmds")" "$mnt/f"
+	# xfs_io takes commands on stdin when given none with -c.
+	tail -n +2 "$work/punch.cmds" | xfs_io "$mnt/f" >/dev/null
+	umount "$mnt"
+	detach "$dev"
+	compare "inspect freesp (100k free extents)" 10 "$X inspect $frag freesp" "xfs_db -r -c freesp $frag"
 	compare "inspect bmap (BMBT) vs xfs_db bmap" 20 "$X inspect $img bmap $ino" "xfs_db -r -c 'inode $ino' -c bmap $img"
-	# dd reads the same 1 GiB, where the file's blocks are on the image.
-	local startblock agblocks agblklog bs agno agbno skip
-	startblock=$($X --json inspect "$img" bmap /big | tr -d ' \n' | sed 's/.*"startblock":\([0-9]*\).*/\1/')
-	bs=$(xfs_db -r -c "sb" -c "p blocksize" "$img" | awk '{print $3}')
-	agblocks=$(xfs_db -r -c "sb" -c "p agblocks" "$img" | awk '{print $3}')
-	agblklog=$(xfs_db -r -c "sb" -c "p agblklog" "$img" | awk '{print $3}')
-	agno=$((startblock >> agblklog))
-	agbno=$((startblock & ((1 << agblklog) - 1)))
-	skip=$(((agno * agblocks + agbno) * bs / 4194304))
-	compare "cat 1 GiB vs dd iflag=direct 1 GiB" 5 "$X cat $img /big" "dd if=$img iflag=direct bs=4M skip=$skip count=256 of=/dev/null status=none"
+	# dd reads the same 1 GiB where the file's extents are on the image:
+	# one dd per extent, byte offsets from the extent map.
+	local dds
+	dds=$($X --json inspect "$img" bmap /big | python3 -c '
+import json, sys
+exts = json.load(sys.stdin)
+bs, agblocks, agblklog = [int(a) for a in sys.argv[2:5]]
+cmds = []
+for e in exts:
+    agno, agbno = e["startblock"] >> agblklog, e["startblock"] & ((1 << agblklog) - 1)
+    off = (agno * agblocks + agbno) * bs
+    cmds.append("dd if=%s iflag=direct,skip_bytes,count_bytes bs=4M skip=%d count=%d of=/dev/null status=none" % (sys.argv[1], off, e["blockcount"] * bs))
+print("; ".join(cmds))
+' "$img" "$(xfs_db -r -c sb -c 'p blocksize' "$img" | awk '{print $3}')" \
+		"$(xfs_db -r -c sb -c 'p agblocks' "$img" | awk '{print $3}')" \
+		"$(xfs_db -r -c sb -c 'p agblklog' "$img" | awk '{print $3}')")
+	compare "cat 1 GiB vs dd iflag=direct 1 GiB" 5 "$X cat $img /big" "$dds"
 }
 
-sections=("${@:-read}")
+bench_check() {
+	echo "== check: xfsimg check against xfs_repair -n on 100,000 inodes"
+	# The image (4 GiB, 1000 directories of 100 files, large and fragmented
+	# files, all made by the kernel) is built once by the Go perf test and
+	# kept in the cache directory.
+	local cache=${XFSIMG_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/xfsimg}
+	local img="$cache/check-perf-100k.img"
+	if [ ! -f "$img" ]; then
+		echo "building $img (once)"
+		XFSIMG_LONG=1 XFSIMG_CACHE="$cache" go test ./check -run TestCheckPerformance -count=1 >/dev/null
+	fi
+	"$X" check "$img" >/dev/null
+	compare "check vs xfs_repair -n" 7 "$X check $img" "xfs_repair -n -f $img 2>/dev/null"
+	compare "check --buffered vs xfs_repair -n" 7 "$X --buffered check $img" "xfs_repair -n -f $img 2>/dev/null"
+}
+
+if [ $# -gt 0 ]; then
+	sections=("$@")
+else
+	sections=(read check)
+fi
 for s in "${sections[@]}"; do
 	"bench_$s"
 done

@@ -131,8 +131,8 @@ func (a *Allocator) Alloc(req Request) (uint64, uint32, error) {
 		// The kernel allocates exactly with alignment 1 (the caller
 		// asked for this block, aligned or not).
 		args.align = 1
-		if int64(tagno) < a.highest {
-			return fail, 0, nil
+		if int64(tagno) < a.highest && a.ags[tagno] == nil {
+			return fail, 0, nil // its lock would come out of order
 		}
 		ag, ok, err := a.prepare(tagno, &args)
 		if err != nil || !ok {

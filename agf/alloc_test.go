@@ -69,3 +69,39 @@ func TestAllocTooLarge(t *testing.T) {
 	}
 	w.close()
 }
+
+// One allocation never exceeds what an extent record can hold, even in an
+// AG with more free space in one piece.
+func TestAllocCapsAtMaxExtLen(t *testing.T) {
+	img := oracle.Mkfs(t, 40<<30, "-d", "agcount=2") // 5M-block AGs, sparse
+	w := openImage(t, img)
+	m := newModel(t, w)
+	g := w.g
+	if err := w.tx(w.j.FreeBlocks()-64, func(a *agf.Allocator) error {
+		for _, req := range []agf.Request{
+			{Target: g.FSB(1, 100), MinLen: 1, MaxLen: ^uint32(0)},
+			{Target: g.FSB(1, 0), MinLen: ondisk.MaxExtLen, MaxLen: ondisk.MaxExtLen + 5},
+		} {
+			fsb, n, err := a.Alloc(req)
+			if err != nil {
+				return err
+			}
+			if n != ondisk.MaxExtLen {
+				t.Errorf("%+v: %d blocks, want %d", req, n, ondisk.MaxExtLen)
+			}
+			if err := m.take(fsb, n); err != nil {
+				return err
+			}
+		}
+		_, _, err := a.Alloc(agf.Request{Target: g.FSB(0, 0), MinLen: ondisk.MaxExtLen + 1, MaxLen: ondisk.MaxExtLen + 1})
+		if !errors.Is(err, ondisk.ErrNoSpace) {
+			t.Errorf("minlen above the extent limit: %v", err)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	m.check(t, w)
+	w.close()
+	oracle.RequireRepairClean(t, img)
+}

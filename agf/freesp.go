@@ -1,6 +1,10 @@
 package agf
 
-import "github.com/xfsimg/xfsimg/ondisk"
+import (
+	"math/bits"
+
+	"github.com/xfsimg/xfsimg/ondisk"
+)
 
 // Bucket is one bin of a free-extent histogram.
 type Bucket struct {
@@ -32,16 +36,31 @@ func NewHistogram(maxLen uint64) *Histogram {
 // Add counts the free extents recs.
 func (h *Histogram) Add(recs []ondisk.AllocRec) {
 	for _, r := range recs {
-		n := uint64(r.BlockCount)
-		h.Extents++
-		h.Blocks += n
-		for i := len(h.Buckets) - 1; i >= 0; i-- {
-			if n >= h.Buckets[i].From {
-				h.Buckets[i].Extents++
-				h.Buckets[i].Blocks += n
-				break
-			}
-		}
+		h.AddOne(r)
+	}
+}
+
+// AddOne counts one free extent.
+func (h *Histogram) AddOne(r ondisk.AllocRec) {
+	n := uint64(r.BlockCount)
+	h.Extents++
+	h.Blocks += n
+	if n == 0 {
+		return // a zero-length record is damage; it belongs to no bin
+	}
+	// Bin i starts at 2^i; the last bin takes everything above.
+	i := min(bits.Len64(n)-1, len(h.Buckets)-1)
+	h.Buckets[i].Extents++
+	h.Buckets[i].Blocks += n
+}
+
+// Merge adds another histogram with the same bins.
+func (h *Histogram) Merge(o *Histogram) {
+	h.Extents += o.Extents
+	h.Blocks += o.Blocks
+	for i := range h.Buckets {
+		h.Buckets[i].Extents += o.Buckets[i].Extents
+		h.Buckets[i].Blocks += o.Buckets[i].Blocks
 	}
 }
 

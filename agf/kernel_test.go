@@ -1,7 +1,9 @@
 package agf_test
 
 import (
+	"errors"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"strconv"
 	"strings"
@@ -250,6 +252,93 @@ func TestNearMatchesKernel(t *testing.T) {
 					t.Errorf("near target ag %d block %d: we chose ag %d block %d, the kernel ag %d block %d\n%s",
 						g.FSBAgno(target), g.FSBAgbno(target), got[0], got[1], want[0], want[1], bmap)
 				}
+			})
+		}
+	}
+}
+
+var errCrash = errors.New("simulated crash")
+
+// newLines is what after has past the last line of before (the kernel's
+// ring buffer drops old lines, so counting does not work).
+func newLines(before, after []string) []string {
+	last := before[len(before)-1]
+	for i := len(after) - 1; i >= 0; i-- {
+		if after[i] == last {
+			return after[i+1:]
+		}
+	}
+	return after
+}
+
+func dmesgLines(t *testing.T) []string {
+	t.Helper()
+	return strings.Split(strings.TrimRight(oracle.Run(t, "dmesg"), "\n"), "\n")
+}
+
+// The kernel (and xfsimg's own log.Recover) replays the allocator's
+// checkpoints: random allocations and frees, the last few batches'
+// checkpoint stopped after it reached the log and before anything was
+// written in place. Recovery replays it (partly logged btree blocks over
+// their previous versions, new blocks whole, the AGF and AGFL), and the
+// free space is then the model's, with every committed transaction in it;
+// xfs_repair finds nothing.
+func TestKernelReplaysAllocations(t *testing.T) {
+	oracle.Require(t, oracle.Xfsprogs, oracle.Loop)
+	for i, name := range []string{"mkfs-4k", "freesp-1k"} {
+		for _, recoverer := range []string{"kernel", "xfsimg"} {
+			t.Run(name+"-"+recoverer, func(t *testing.T) {
+				var img string
+				if name == "freesp-1k" {
+					img = images.Extract(t, name)
+				} else {
+					img = oracle.Mkfs(t, 300<<20)
+				}
+				crash := false
+				w := openImageOpts(t, img, log.Options{Hooks: log.Hooks{AfterLogFlush: func() error {
+					if crash {
+						return errCrash
+					}
+					return nil
+				}}})
+				w, m, _ := runRandom(t, w, uint64(3000+i), 10, 50, 0, false)
+				r := rand.New(rand.NewPCG(uint64(4000+i), 5))
+				var st opStats
+				before := w.j.Stats().Checkpoints
+				for b := 0; b < 5; b++ {
+					if err := randomBatch(t, w, r, m, &st, 50, false); err != nil {
+						t.Fatal(err)
+					}
+				}
+				t.Logf("%+v; %d checkpoints forced by busy extents", st, w.j.Stats().Checkpoints-before)
+				crash = true
+				if err := w.j.Checkpoint(); !errors.Is(err, errCrash) {
+					t.Fatalf("checkpoint: %v, want the simulated crash", err)
+				}
+				w.dev.(*ondisk.Device).Close()
+				if recoverer == "kernel" {
+					prev := dmesgLines(t)
+					kmount(t, img, func(string) {})
+					if news := strings.Join(newLines(prev, dmesgLines(t)), "\n"); !strings.Contains(news, "Starting recovery") ||
+						!strings.Contains(news, "Ending recovery") {
+						t.Fatalf("the kernel did not replay:\n%s", news)
+					}
+				} else {
+					dev, err := ondisk.Open(img, ondisk.OpenOptions{Write: true, NoWait: true})
+					if err != nil {
+						t.Fatal(err)
+					}
+					rep, err := log.Recover(dev, log.RecoverOptions{})
+					dev.Close()
+					if err != nil {
+						t.Fatal(err)
+					}
+					t.Logf("recover: %+v", rep.Items)
+				}
+				oracle.RequireRepairClean(t, img)
+				w2 := openImage(t, img)
+				m.check(t, w2)
+				w2.close()
 			})
 		}
 	}

@@ -26,11 +26,16 @@ type wfs struct {
 
 func openStorage(t testing.TB, dev ondisk.Storage) *wfs {
 	t.Helper()
+	return openStorageOpts(t, dev, log.Options{})
+}
+
+func openStorageOpts(t testing.TB, dev ondisk.Storage, opt log.Options) *wfs {
+	t.Helper()
 	f, err := xfs.New(dev)
 	if err != nil {
 		t.Fatal(err)
 	}
-	j, err := log.Open(dev, f.SB, f.Geo, log.Options{})
+	j, err := log.Open(dev, f.SB, f.Geo, opt)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,11 +44,16 @@ func openStorage(t testing.TB, dev ondisk.Storage) *wfs {
 
 func openImage(t testing.TB, img string) *wfs {
 	t.Helper()
+	return openImageOpts(t, img, log.Options{})
+}
+
+func openImageOpts(t testing.TB, img string, opt log.Options) *wfs {
+	t.Helper()
 	dev, err := ondisk.Open(img, ondisk.OpenOptions{Write: true, NoWait: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := openStorage(t, dev)
+	w := openStorageOpts(t, dev, opt)
 	w.img = img
 	t.Cleanup(func() { dev.Close() })
 	return w

@@ -199,6 +199,36 @@ func TestAllocAcrossAGs(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
+	// Exact allocations: in an AG the transaction holds, even below its
+	// highest, they go ahead; in a lower AG it does not hold they fail.
+	if err := w.tx(1000, func(a *agf.Allocator) error {
+		fsb2, n2, err := a.Alloc(agf.Request{Target: g.FSB(2, 3000), MinLen: 1, MaxLen: 1})
+		if err != nil {
+			return err
+		}
+		if err := m.take(fsb2, n2); err != nil {
+			return err
+		}
+		fsb3, n3, err := a.Alloc(agf.Request{Target: g.FSB(3, 100), MinLen: 1, MaxLen: 1})
+		if err != nil || g.FSBAgno(fsb3) != 3 {
+			t.Fatalf("small request in AG 3: %d, %v", fsb3, err)
+		}
+		if err := m.take(fsb3, n3); err != nil {
+			return err
+		}
+		fsb, n, err := a.Alloc(agf.Request{Target: fsb2 + 1, MinLen: 1, MaxLen: 1, Exact: true})
+		if err != nil || fsb != fsb2+1 {
+			t.Errorf("exact in held AG 2 below AG 3: %d, %v", fsb, err)
+		} else if err := m.take(fsb, n); err != nil {
+			return err
+		}
+		if fsb, _, err := a.Alloc(agf.Request{Target: g.FSB(0, 5000), MinLen: 1, MaxLen: 1, Exact: true}); err != nil || fsb != ondisk.NullFSBlock {
+			t.Errorf("exact in AG 0 below held AG 3: %d, %v", fsb, err)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
 	m.check(t, w)
 	w.close()
 	oracle.RequireRepairClean(t, img)

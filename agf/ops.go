@@ -1,10 +1,14 @@
 // Package agf owns one allocation group's free space: the AGF header, the
 // AGFL, and the by-block (bnobt) and by-size (cntbt) free-space btrees.
+// The read side (AG, FreeExtents, Histogram) reads them; the Allocator
+// allocates and frees extents in a journal transaction, as the kernel's
+// xfs_alloc.c does.
 package agf
 
 import (
 	"cmp"
 	"encoding/binary"
+	"fmt"
 
 	"github.com/xfsimg/xfsimg/btree"
 	"github.com/xfsimg/xfsimg/ondisk"
@@ -39,6 +43,16 @@ func (cntOps) CmpKey(a, b []byte) int {
 		return c
 	}
 	return cmp.Compare(binary.BigEndian.Uint32(a), binary.BigEndian.Uint32(b))
+}
+
+func (bnoOps) KeyString(k []byte) string {
+	r := ondisk.DecodeAllocRec(k)
+	return fmt.Sprintf("startblock %d", r.StartBlock)
+}
+
+func (cntOps) KeyString(k []byte) string {
+	r := ondisk.DecodeAllocRec(k)
+	return fmt.Sprintf("blockcount %d startblock %d", r.BlockCount, r.StartBlock)
 }
 
 // Key encodes a free extent as a key of either tree.

@@ -136,21 +136,7 @@ func runRandom(t *testing.T, w *wfs, seed uint64, batches, perBatch, repairEvery
 	m := newModel(t, w)
 	var st opStats
 	for b := 0; b < batches; b++ {
-		err := w.tx(w.j.FreeBlocks()-int64(w.g.AGCount)*8, func(a *agf.Allocator) error {
-			for k := 0; k < perBatch; k++ {
-				if r.IntN(100) < 40 {
-					if err := doFree(r, a, m, &st); err != nil {
-						return err
-					}
-					continue
-				}
-				if err := doAlloc(t, a, m, randomRequest(r, w.g, small), &st); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		if err != nil {
+		if err := randomBatch(t, w, r, m, &st, perBatch, small); err != nil {
 			t.Fatalf("seed %d batch %d: %v", seed, b, err)
 		}
 		m.check(t, w)
@@ -162,6 +148,25 @@ func runRandom(t *testing.T, w *wfs, seed uint64, batches, perBatch, repairEvery
 	}
 	t.Logf("seed %d: %+v", seed, st)
 	return w, m, st
+}
+
+// randomBatch runs perBatch random allocations and frees in one
+// transaction.
+func randomBatch(t testing.TB, w *wfs, r *rand.Rand, m *model, st *opStats, perBatch int, small bool) error {
+	return w.tx(w.j.FreeBlocks()-int64(w.g.AGCount)*8, func(a *agf.Allocator) error {
+		for k := 0; k < perBatch; k++ {
+			if r.IntN(100) < 40 {
+				if err := doFree(r, a, m, st); err != nil {
+					return err
+				}
+				continue
+			}
+			if err := doAlloc(t, a, m, randomRequest(r, w.g, small), st); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // Random allocations and frees of every kind on several geometries.

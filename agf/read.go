@@ -9,9 +9,24 @@ import (
 
 // AGStore reads the blocks of one AG's short-form btrees by AG block number.
 type AGStore struct {
-	Geo  *ondisk.Geometry
-	Agno uint32
-	Read func(daddr int64, length int) ([]byte, error)
+	Geo      *ondisk.Geometry
+	Agno     uint32
+	Read     func(daddr int64, length int) ([]byte, error)
+	Prefetch func(daddrs []int64, length int) // optional
+}
+
+// PrefetchBlocks implements btree.Prefetcher.
+func (s AGStore) PrefetchBlocks(ptrs []uint64) {
+	if s.Prefetch == nil {
+		return
+	}
+	daddrs := make([]int64, 0, len(ptrs))
+	for _, p := range ptrs {
+		if p != 0 && p < uint64(s.Geo.AGSize(s.Agno)) {
+			daddrs = append(daddrs, s.Geo.AGBDaddr(s.Agno, uint32(p)))
+		}
+	}
+	s.Prefetch(daddrs, s.Geo.BlockSize)
 }
 
 // ReadBlock implements btree.Store.
@@ -50,21 +65,27 @@ func (a *AG) tree(ops btree.Ops, root, levels uint32) *btree.Tree {
 func (a *AG) BnoTree() *btree.Tree { return a.tree(BnoOps(), a.AGF.BnoRoot, a.AGF.BnoLevel) }
 func (a *AG) CntTree() *btree.Tree { return a.tree(CntOps(), a.AGF.CntRoot, a.AGF.CntLevel) }
 
-// FreeExtents lists the free extents of one tree in its key order. The
-// number of records is bounded by the AG size, so a damaged tree cannot
-// make the list grow without end.
+// FreeExtents lists the free extents of one tree in its key order.
 func (a *AG) FreeExtents(t *btree.Tree) ([]ondisk.AllocRec, error) {
 	var out []ondisk.AllocRec
-	limit := int(a.Geo.AGSize(a.Agno))
+	err := a.EachFree(t, func(r ondisk.AllocRec) { out = append(out, r) })
+	return out, err
+}
+
+// EachFree calls fn with each free extent of one tree in its key order.
+// The number of records is bounded by the AG size, so a damaged tree
+// cannot make the walk go on without end.
+func (a *AG) EachFree(t *btree.Tree, fn func(ondisk.AllocRec)) error {
+	n, limit := 0, int(a.Geo.AGSize(a.Agno))
 	err := t.Records(func(rec []byte) error {
-		if len(out) >= limit {
+		if n++; n > limit {
 			return ondisk.Corruptf("%v: more records than blocks in the AG", t)
 		}
-		out = append(out, ondisk.DecodeAllocRec(rec))
+		fn(ondisk.DecodeAllocRec(rec))
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("ag %d: %w", a.Agno, err)
+		return fmt.Errorf("ag %d: %w", a.Agno, err)
 	}
-	return out, nil
+	return nil
 }

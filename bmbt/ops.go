@@ -4,6 +4,7 @@ package bmbt
 
 import (
 	"encoding/binary"
+	"fmt"
 
 	"github.com/xfsimg/xfsimg/btree"
 	"github.com/xfsimg/xfsimg/ondisk"
@@ -35,6 +36,10 @@ func (ops) CmpKey(a, b []byte) int {
 		return 1
 	}
 	return 0
+}
+
+func (ops) KeyString(k []byte) string {
+	return fmt.Sprintf("startoff %d", binary.BigEndian.Uint64(k))
 }
 
 // Key encodes a file offset as a BMBT key.

@@ -25,8 +25,23 @@ func (f Fork) String() string {
 // BlockStore reads BMBT blocks by AG-encoded block number through a
 // metadata reader.
 type BlockStore struct {
-	Geo  *ondisk.Geometry
-	Read func(daddr int64, length int) ([]byte, error)
+	Geo      *ondisk.Geometry
+	Read     func(daddr int64, length int) ([]byte, error)
+	Prefetch func(daddrs []int64, length int) // optional
+}
+
+// PrefetchBlocks implements btree.Prefetcher.
+func (s BlockStore) PrefetchBlocks(ptrs []uint64) {
+	if s.Prefetch == nil {
+		return
+	}
+	daddrs := make([]int64, 0, len(ptrs))
+	for _, p := range ptrs {
+		if s.Geo.ValidFSB(p) {
+			daddrs = append(daddrs, s.Geo.FSBDaddr(p))
+		}
+	}
+	s.Prefetch(daddrs, s.Geo.BlockSize)
 }
 
 // ReadBlock implements btree.Store.

@@ -20,6 +20,9 @@ type Cursor struct {
 	t     *Tree
 	path  []pathEnt // [0] is the leaf level
 	valid bool
+	// readAhead asks the store to fetch a level-1 node's children together
+	// when the cursor enters the node: set by whole-tree walks.
+	readAhead bool
 
 	// joined is the block a join emptied, to be freed.
 	joined uint64
@@ -86,8 +89,24 @@ func (c *Cursor) descend(pick func(b *block) int) error {
 
 // child reads the i'th child of node b, which must be at level lvl.
 func (c *Cursor) child(b *block, i, lvl int) (*block, error) {
+	if c.readAhead && lvl == 0 && i == 0 {
+		c.prefetchChildren(b)
+	}
 	p := c.t.ptr(b, i)
 	return c.t.readBlock(p, lvl, false)
+}
+
+// prefetchChildren hands all of a node's child pointers to the store.
+func (c *Cursor) prefetchChildren(b *block) {
+	pf, ok := c.t.Store.(Prefetcher)
+	if !ok {
+		return
+	}
+	ptrs := make([]uint64, b.numRecs())
+	for i := range ptrs {
+		ptrs[i] = c.t.ptr(b, i)
+	}
+	pf.PrefetchBlocks(ptrs)
 }
 
 // First moves to the first record; false if the tree is empty.
@@ -200,11 +219,19 @@ func (c *Cursor) step(dir int) (bool, error) {
 // error, which it returns.
 func (t *Tree) Records(fn func(rec []byte) error) error {
 	c := t.NewCursor()
+	c.readAhead = true
 	ok, err := c.First()
-	for ; ok && err == nil; ok, err = c.Next() {
-		if err := fn(c.Rec()); err != nil {
-			return err
+	for ok && err == nil {
+		// A leaf at a time: the records of one block need no path walk.
+		leaf := &c.path[0]
+		n, rs := leaf.b.numRecs(), t.Ops.RecSize()
+		for off := t.recOff(leaf.idx); leaf.idx < n; leaf.idx, off = leaf.idx+1, off+rs {
+			if err := fn(leaf.b.buf[off : off+rs]); err != nil {
+				return err
+			}
 		}
+		leaf.idx = n - 1
+		ok, err = c.step(+1)
 	}
 	return err
 }

@@ -16,6 +16,13 @@ type Store interface {
 	ReadBlock(ptr uint64) (buf []byte, daddr int64, err error)
 }
 
+// Prefetcher is a Store that can read many blocks at once. Walks that
+// visit every leaf (Records) use it to read a node's children together
+// rather than one device trip at a time.
+type Prefetcher interface {
+	PrefetchBlocks(ptrs []uint64)
+}
+
 // Root says where a tree's root is.
 type Root interface {
 	// Height is the number of levels; 1 means the root is a leaf.

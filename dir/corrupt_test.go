@@ -41,6 +41,25 @@ func damaged(t *testing.T, im *dirtest.Image, di *dirtest.DirInfo, da uint64, ke
 	return dir.New(im.G, di.Ino, di.Format, di.Size, di.Local, &dirtest.Mapper{Extents: di.Extents}, m)
 }
 
+// hasKind checks that Verify's joined problems include one of kind.
+func hasKind(t *testing.T, err error, kind string) {
+	t.Helper()
+	var errs []error
+	if u, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = u.Unwrap()
+	} else if err != nil {
+		errs = []error{err}
+	}
+	var got []string
+	for _, e := range errs {
+		if dir.KindOf(e) == kind {
+			return
+		}
+		got = append(got, dir.KindOf(e))
+	}
+	t.Errorf("Verify: want a %s problem, got kinds %v (%v)", kind, got, err)
+}
+
 func isCorrupt(t *testing.T, what string, err error) {
 	t.Helper()
 	if !errors.Is(err, ondisk.ErrCorrupt) {
@@ -74,6 +93,7 @@ func checkCorruption(t *testing.T, im *dirtest.Image) {
 			t.Errorf("Lookup(%q) in an intact block: %v", ents[0].Name, err)
 		}
 		isCorrupt(t, "Verify", d.Verify())
+		hasKind(t, d.Verify(), dir.KindCRC)
 	})
 
 	t.Run("node root points at itself", func(t *testing.T) {
@@ -89,6 +109,7 @@ func checkCorruption(t *testing.T, im *dirtest.Image) {
 		_, err := d.Lookup("reg")
 		isCorrupt(t, "Lookup", err)
 		isCorrupt(t, "Verify", d.Verify())
+		hasKind(t, d.Verify(), dir.KindTree)
 		if _, err := d.Entries(); err != nil {
 			t.Errorf("Entries does not need the tree: %v", err)
 		}
@@ -120,6 +141,7 @@ func checkCorruption(t *testing.T, im *dirtest.Image) {
 				t.Error("no lookup noticed the sibling loop")
 			}
 			isCorrupt(t, "Verify", d.Verify())
+			hasKind(t, d.Verify(), dir.KindTree)
 			return
 		}
 		t.Fatal("no leaf ends inside the run of colliding hashes")
@@ -141,6 +163,7 @@ func checkCorruption(t *testing.T, im *dirtest.Image) {
 			copy(b[last+4:last+8], b[first+4:first+8])
 		})
 		isCorrupt(t, "Verify", d.Verify())
+		hasKind(t, d.Verify(), dir.KindHash)
 	})
 
 	t.Run("leaf bests", func(t *testing.T) {
@@ -151,12 +174,14 @@ func checkCorruption(t *testing.T, im *dirtest.Image) {
 			be.PutUint16(b[p:], be.Uint16(b[p:])+8)
 		})
 		isCorrupt(t, "Verify", d.Verify())
+		hasKind(t, d.Verify(), dir.KindBests)
 	})
 
 	t.Run("free bests", func(t *testing.T) {
 		di := im.Dir(dirtest.DirNode)
 		d := damaged(t, im, di, freeDA, false, func(b []byte) { be.PutUint16(b[64:], be.Uint16(b[64:])+8) })
 		isCorrupt(t, "Verify", d.Verify())
+		hasKind(t, d.Verify(), dir.KindBests)
 	})
 
 	t.Run("shortform", func(t *testing.T) {

@@ -92,7 +92,19 @@ type Dir struct {
 
 	data  map[uint64]*dataBlock // by directory block number
 	leafs map[uint64]*leafBlock // leaf-space blocks by file block
+
+	maxLSN      uint64 // newest LSN of the blocks read
+	maxLSNDaddr int64
+
+	salvage bool // keep data blocks that decode but fail verification
 }
+
+// Salvage makes the directory keep data blocks that decode but fail
+// verification (with a good CRC): their failure is returned once, by the
+// first read (Verify), and later reads (Entries) list their entries. It
+// is for checkers, which report the damage and still want the names
+// behind it; readers must not use it, as the kernel refuses such blocks.
+func (d *Dir) Salvage() { d.salvage = true }
 
 type dataBlock struct {
 	b     *ondisk.DirDataBlock
@@ -265,13 +277,17 @@ func (d *Dir) dataBlock(db uint64, magic uint32) (*dataBlock, error) {
 	}
 	b, err := ondisk.DecodeDirDataBlock(buf, d.g.HasFType)
 	if err != nil {
-		return nil, fmt.Errorf("directory %d: data block %d: %w", d.ino, db, err)
+		return nil, blockErr(ondisk.VerifyCRC(buf, ondisk.Dir3BlkHdrCRCOff), fmt.Errorf("directory %d: data block %d: %w", d.ino, db, err))
 	}
+	d.noteLSN(b.Hdr.LSN, daddr)
 	if b.Hdr.Magic != magic {
-		return nil, d.corruptf("data block %d has magic 0x%08x, want 0x%08x", db, b.Hdr.Magic, magic)
+		return nil, kinded(KindBlock, d.corruptf("data block %d has magic 0x%08x, want 0x%08x", db, b.Hdr.Magic, magic))
 	}
 	if err := b.Verify(buf, d.g, d.ino, daddr); err != nil {
-		return nil, fmt.Errorf("directory %d: data block %d: %w", d.ino, db, err)
+		if d.salvage && b.Hdr.CRCOK() {
+			d.data[db] = &dataBlock{b: b, daddr: daddr}
+		}
+		return nil, dataBlockErr(b.Hdr.CRCOK(), fmt.Errorf("directory %d: data block %d: %w", d.ino, db, err))
 	}
 	blk := &dataBlock{b: b, daddr: daddr}
 	d.data[db] = blk
@@ -299,23 +315,25 @@ func (d *Dir) leafBlock(da uint64) (*leafBlock, error) {
 	case ondisk.DA3NodeMagic:
 		n, err := ondisk.DecodeDANode(buf)
 		if err == nil {
+			d.noteLSN(n.LSN, daddr)
 			err = n.Verify(buf, d.g, d.ino, daddr)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("directory %d: node block %d: %w", d.ino, da, err)
+			return nil, blockErr(ondisk.VerifyCRC(buf, ondisk.DA3BlkInfoCRCOff), fmt.Errorf("directory %d: node block %d: %w", d.ino, da, err))
 		}
 		lb.node = n
 	case ondisk.Dir3Leaf1Magic, ondisk.Dir3LeafNMagic:
 		l, err := ondisk.DecodeDirLeaf(buf)
 		if err == nil {
+			d.noteLSN(l.LSN, daddr)
 			err = l.Verify(buf, d.g, d.ino, daddr)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("directory %d: leaf block %d: %w", d.ino, da, err)
+			return nil, blockErr(ondisk.VerifyCRC(buf, ondisk.DA3BlkInfoCRCOff), fmt.Errorf("directory %d: leaf block %d: %w", d.ino, da, err))
 		}
 		lb.leaf = l
 	default:
-		return nil, d.corruptf("leaf-space block %d has magic 0x%04x", da, m)
+		return nil, kinded(KindBlock, d.corruptf("leaf-space block %d has magic 0x%04x", da, m))
 	}
 	d.leafs[da] = lb
 	return lb, nil

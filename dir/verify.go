@@ -12,9 +12,11 @@ const maxVerifyErrors = 32
 
 type problems struct{ errs []error }
 
-func (p *problems) add(err error) {
+// add records err as a problem of the given kind, unless it already
+// carries one (errors of block reads do).
+func (p *problems) add(kind string, err error) {
 	if err != nil && len(p.errs) < maxVerifyErrors {
-		p.errs = append(p.errs, err)
+		p.errs = append(p.errs, kinded(kind, err))
 	}
 }
 
@@ -27,32 +29,33 @@ func (p *problems) err() error { return errors.Join(p.errs...) }
 // live leaf entry points at an entry whose name has its hash, and every
 // entry has one; the dabtree's keys, levels and sibling links agree with
 // its blocks; the bests tables (LEAF1 tail or free index) match each data
-// block's longest free region. All problems found are joined.
+// block's longest free region. All problems found are joined; each is a
+// *Problem whose Kind says which rule it breaks (KindOf).
 func (d *Dir) Verify() error {
 	form, err := d.FormErr()
 	if err != nil {
-		return err
+		return kinded(KindForm, err)
 	}
 	var p problems
 	switch form {
 	case FormShortform:
 		_, err := d.shortform()
-		return err
+		return kinded(KindBlock, err)
 	case FormBlock:
 		b, err := d.dataBlock(0, ondisk.Dir3BlockMagic)
 		if err != nil {
-			return err
+			return kinded(KindBlock, err)
 		}
 		if b == nil {
-			return d.corruptf("single-block directory has no block 0")
+			return kinded(KindForm, d.corruptf("single-block directory has no block 0"))
 		}
-		p.add(d.checkDots(b.b))
+		p.add(KindDots, d.checkDots(b.b))
 		return p.err()
 	}
 
 	n, err := d.dataBlocks()
 	if err != nil {
-		return err
+		return kinded(KindForm, err)
 	}
 	// What the data blocks hold, for the index checks.
 	addrHash := map[uint32]uint32{}
@@ -61,17 +64,17 @@ func (d *Dir) Verify() error {
 		bests[db] = ondisk.DirNullDataOff
 		b, err := d.dataBlock(db, ondisk.Dir3DataMagic)
 		if err != nil {
-			p.add(err)
+			p.add(KindBlock, err)
 			continue
 		}
 		if b == nil {
 			if db == 0 {
-				p.add(d.corruptf("data block 0 is a hole"))
+				p.add(KindForm, d.corruptf("data block 0 is a hole"))
 			}
 			continue
 		}
 		if db == 0 {
-			p.add(d.checkDots(b.b))
+			p.add(KindDots, d.checkDots(b.b))
 		}
 		bests[db] = b.b.BestFree[0].Length
 		for _, e := range b.b.Entries {
@@ -79,27 +82,27 @@ func (d *Dir) Verify() error {
 		}
 	}
 	if n > 0 && bests[n-1] == ondisk.DirNullDataOff && !p.full() {
-		p.add(d.corruptf("di_size %d ends in a hole", d.size))
+		p.add(KindForm, d.corruptf("di_size %d ends in a hole", d.size))
 	}
 
 	var leaves []*ondisk.DirLeaf
 	if form == FormLeaf {
 		lb, err := d.leafBlock(d.leafDA)
 		if err != nil {
-			p.add(err)
+			p.add(KindBlock, err)
 			return p.err()
 		}
 		if lb.leaf == nil || !lb.leaf.IsLeaf1() {
-			p.add(d.corruptf("leaf directory without a LEAF1 block"))
+			p.add(KindForm, d.corruptf("leaf directory without a LEAF1 block"))
 			return p.err()
 		}
 		l := lb.leaf
 		if len(l.Bests) != len(bests) {
-			p.add(d.corruptf("leaf bestcount %d for %d data blocks", len(l.Bests), len(bests)))
+			p.add(KindBests, d.corruptf("leaf bestcount %d for %d data blocks", len(l.Bests), len(bests)))
 		} else {
 			for db, b := range l.Bests {
 				if b != bests[db] {
-					p.add(d.corruptf("leaf bests[%d] = %d, data block longest free region %d", db, b, bests[db]))
+					p.add(KindBests, d.corruptf("leaf bests[%d] = %d, data block longest free region %d", db, b, bests[db]))
 				}
 			}
 		}
@@ -138,7 +141,7 @@ func (d *Dir) checkLeafEntries(p *problems, leaves []*ondisk.DirLeaf, addrHash m
 				return
 			}
 			if !first && e.Hash < last {
-				p.add(d.corruptf("leaf hash 0x%08x after 0x%08x at daddr %d", e.Hash, last, l.Blkno))
+				p.add(KindHash, d.corruptf("leaf hash 0x%08x after 0x%08x at daddr %d", e.Hash, last, l.Blkno))
 			}
 			first, last = false, e.Hash
 			if e.Address == ondisk.DirNullDataptr {
@@ -147,11 +150,11 @@ func (d *Dir) checkLeafEntries(p *problems, leaves []*ondisk.DirLeaf, addrHash m
 			h, ok := addrHash[e.Address]
 			switch {
 			case !ok:
-				p.add(d.corruptf("leaf entry (hash 0x%08x, address 0x%x) points at no entry", e.Hash, e.Address))
+				p.add(KindHash, d.corruptf("leaf entry (hash 0x%08x, address 0x%x) points at no entry", e.Hash, e.Address))
 			case h != e.Hash:
-				p.add(d.corruptf("leaf entry for address 0x%x has hash 0x%08x, the name hashes to 0x%08x", e.Address, e.Hash, h))
+				p.add(KindHash, d.corruptf("leaf entry for address 0x%x has hash 0x%08x, the name hashes to 0x%08x", e.Address, e.Hash, h))
 			case seen[e.Address]:
-				p.add(d.corruptf("two leaf entries for address 0x%x", e.Address))
+				p.add(KindHash, d.corruptf("two leaf entries for address 0x%x", e.Address))
 			}
 			seen[e.Address] = true
 		}
@@ -159,7 +162,7 @@ func (d *Dir) checkLeafEntries(p *problems, leaves []*ondisk.DirLeaf, addrHash m
 	if len(seen) != len(addrHash) && !p.full() {
 		for a := range addrHash {
 			if !seen[a] {
-				p.add(d.corruptf("data entry at address 0x%x has no leaf entry", a))
+				p.add(KindHash, d.corruptf("data entry at address 0x%x has no leaf entry", a))
 				break
 			}
 		}
@@ -176,14 +179,14 @@ func (d *Dir) verifyTree(p *problems) []*ondisk.DirLeaf {
 	want := -1 // the level the blocks in level must have; -1 for the root
 	for depth := 0; ; depth++ {
 		if depth > ondisk.DANodeMaxDepth {
-			p.add(d.corruptf("dabtree deeper than %d", ondisk.DANodeMaxDepth))
+			p.add(KindTree, d.corruptf("dabtree deeper than %d", ondisk.DANodeMaxDepth))
 			return nil
 		}
 		blocks := make([]*leafBlock, 0, len(level))
 		for _, da := range level {
 			lb, err := d.leafBlock(da)
 			if err != nil {
-				p.add(err)
+				p.add(KindBlock, err)
 				return nil
 			}
 			blocks = append(blocks, lb)
@@ -193,7 +196,7 @@ func (d *Dir) verifyTree(p *problems) []*ondisk.DirLeaf {
 			leaves := make([]*ondisk.DirLeaf, 0, len(blocks))
 			for i, lb := range blocks {
 				if lb.leaf == nil || lb.leaf.IsLeaf1() || want > 0 {
-					p.add(d.corruptf("block %d: want a LEAFN block at level 0", level[i]))
+					p.add(KindTree, d.corruptf("block %d: want a LEAFN block at level 0", level[i]))
 					return nil
 				}
 				leaves = append(leaves, lb.leaf)
@@ -203,23 +206,23 @@ func (d *Dir) verifyTree(p *problems) []*ondisk.DirLeaf {
 		var next []uint64
 		for i, lb := range blocks {
 			if lb.node == nil || (want >= 0 && int(lb.node.Level) != want) {
-				p.add(d.corruptf("block %d: want a node at level %d", level[i], want))
+				p.add(KindTree, d.corruptf("block %d: want a node at level %d", level[i], want))
 				return nil
 			}
 			for _, e := range lb.node.Ents {
 				c := uint64(e.Before)
 				if visited[c] {
-					p.add(d.corruptf("node block %d points at block %d a second time", level[i], c))
+					p.add(KindTree, d.corruptf("node block %d points at block %d a second time", level[i], c))
 					return nil
 				}
 				visited[c] = true
 				child, err := d.leafBlock(c)
 				if err != nil {
-					p.add(err)
+					p.add(KindBlock, err)
 					return nil
 				}
 				if last, ok := child.lastHash(); ok && last != e.Hash {
-					p.add(d.corruptf("node block %d: key 0x%08x for block %d, whose last hash is 0x%08x", level[i], e.Hash, c, last))
+					p.add(KindTree, d.corruptf("node block %d: key 0x%08x for block %d, whose last hash is 0x%08x", level[i], e.Hash, c, last))
 				}
 				next = append(next, c)
 			}
@@ -259,7 +262,7 @@ func (d *Dir) checkSiblings(p *problems, das []uint64, blocks []*leafBlock) {
 		}
 		in := lb.info()
 		if uint64(in.Back) != back || uint64(in.Forw) != forw {
-			p.add(d.corruptf("block %d: siblings back %d forw %d, want %d and %d", das[i], in.Back, in.Forw, back, forw))
+			p.add(KindTree, d.corruptf("block %d: siblings back %d forw %d, want %d and %d", das[i], in.Back, in.Forw, back, forw))
 		}
 	}
 }
@@ -276,13 +279,13 @@ func (d *Dir) verifyFree(p *problems, bests []uint16) {
 		da := d.freeDA + i*d.fsbPerDirBlk
 		buf, daddr, hole, err := d.readDirBlock(da)
 		if err != nil {
-			p.add(err)
+			p.add(KindBlock, err)
 			continue
 		}
 		if hole {
 			for db := lo; db < hi; db++ {
 				if bests[db] != ondisk.DirNullDataOff {
-					p.add(d.corruptf("free block %d is missing, data block %d exists", i, db))
+					p.add(KindBests, d.corruptf("free block %d is missing, data block %d exists", i, db))
 					break
 				}
 			}
@@ -290,14 +293,15 @@ func (d *Dir) verifyFree(p *problems, bests []uint16) {
 		}
 		f, err := ondisk.DecodeDirFree(buf)
 		if err == nil {
+			d.noteLSN(f.Hdr.LSN, daddr)
 			err = f.Verify(buf, d.g, d.ino, daddr)
 		}
 		if err != nil {
-			p.add(fmt.Errorf("directory %d: free block %d: %w", d.ino, i, err))
+			p.add(KindBlock, blockErr(ondisk.VerifyCRC(buf, ondisk.Dir3BlkHdrCRCOff), fmt.Errorf("directory %d: free block %d: %w", d.ino, i, err)))
 			continue
 		}
 		if uint64(f.FirstDB) != lo {
-			p.add(d.corruptf("free block %d: firstdb %d, want %d", i, f.FirstDB, lo))
+			p.add(KindBests, d.corruptf("free block %d: firstdb %d, want %d", i, f.FirstDB, lo))
 			continue
 		}
 		for db := lo; db < hi; db++ {
@@ -306,12 +310,12 @@ func (d *Dir) verifyFree(p *problems, bests []uint16) {
 				got = f.Bests[db-lo]
 			}
 			if got != bests[db] {
-				p.add(d.corruptf("free block %d: bests for data block %d is %d, the block's longest free region %d", i, db, got, bests[db]))
+				p.add(KindBests, d.corruptf("free block %d: bests for data block %d is %d, the block's longest free region %d", i, db, got, bests[db]))
 				break
 			}
 		}
 		if lo+uint64(len(f.Bests)) > hi {
-			p.add(d.corruptf("free block %d: nvalid %d runs past the last data block %d", i, len(f.Bests), hi-1))
+			p.add(KindBests, d.corruptf("free block %d: nvalid %d runs past the last data block %d", i, len(f.Bests), hi-1))
 		}
 	}
 }

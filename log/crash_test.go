@@ -30,6 +30,15 @@ var crashRecoverers = []struct {
 		}
 		return nil
 	}},
+	{"xfsimg", func(img string) error {
+		dev, err := ondisk.Open(img, ondisk.OpenOptions{Write: true})
+		if err != nil {
+			return err
+		}
+		defer dev.Close()
+		_, err = Recover(dev, RecoverOptions{})
+		return err
+	}},
 }
 
 // crashVariant is one crash image of a window: which of its writes reached

@@ -13,6 +13,11 @@ type Area struct {
 	Start int64 // disk address (512-byte units) of log block 0
 	BBs   int64 // size in 512-byte blocks
 	UUID  ondisk.UUID
+	// LogSUnit is sb_logsunit in bytes (0 or 1: none); recovery needs it
+	// only for an old mkfs quirk.
+	LogSUnit uint32
+
+	rr *rangeReader // the last range read, kept for the next pass over it
 }
 
 // NewArea describes the internal log of the file system with geometry g.
@@ -145,9 +150,16 @@ func (a *Area) FindHead() (head int64, cycle uint32, err error) {
 	if found >= 0 {
 		head = found
 	}
-	if head, err = a.backUpToRecordEnd(head); err != nil {
+	back, err := a.backUpToRecordEnd(head)
+	if err != nil {
 		return 0, 0, err
 	}
+	if back > head {
+		// The torn record began before the physical end: its start, the
+		// new head, is in the previous cycle.
+		cycle--
+	}
+	head = back
 	if head == a.BBs {
 		head, cycle = 0, cycle+1
 	}

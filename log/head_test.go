@@ -11,13 +11,30 @@ import (
 	"github.com/xfsimg/xfsimg/ondisk"
 )
 
-func openArea(t *testing.T, img string) *Area {
+func openArea(t testing.TB, img string) *Area {
 	t.Helper()
 	dev, err := ondisk.Open(img, ondisk.OpenOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { dev.Close() })
+	return areaOf(t, dev)
+}
+
+// withArea opens img read-only for the time fn runs: a device left open
+// holds a shared lock that a later writable open would wait for.
+func withArea(t testing.TB, img string, fn func(a *Area)) {
+	t.Helper()
+	dev, err := ondisk.Open(img, ondisk.OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dev.Close()
+	fn(areaOf(t, dev))
+}
+
+func areaOf(t testing.TB, dev ondisk.Storage) *Area {
+	t.Helper()
 	buf := make([]byte, 4096)
 	if _, err := dev.ReadAt(buf, 0); err != nil {
 		t.Fatal(err)

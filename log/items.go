@@ -105,16 +105,19 @@ func DecodeOpHeader(b []byte) OpHeader {
 
 // Buffer log item (xfs_buf_log_format), host-endian.
 const (
-	BufChunkSize     = 128 // XFS_BLF_CHUNK: one dirty-map bit
-	bufFmtFixed      = 20  // type, size, flags, len, blkno, map_size
-	BlfInodeBuf      = 0x1
-	BlfCancel        = 0x2
-	BlfUDquot        = 0x4
-	BlfPDquot        = 0x8
-	BlfGDquot        = 0x10
-	blfTypeShift     = 11
-	maxBufMapWords   = (65536 / BufChunkSize) / 32 // XFS_BLF_DATAMAP_SIZE for 64 KiB buffers
-	MaxRegionsInItem = 2*maxBufMapWords*32 + 1
+	BufChunkSize   = 128 // XFS_BLF_CHUNK: one dirty-map bit
+	bufFmtFixed    = 20  // type, size, flags, len, blkno, map_size
+	BlfInodeBuf    = 0x1
+	BlfCancel      = 0x2
+	BlfUDquot      = 0x4
+	BlfPDquot      = 0x8
+	BlfGDquot      = 0x10
+	blfTypeShift   = 11
+	maxBufMapWords = (65536 / BufChunkSize) / 32 // XFS_BLF_DATAMAP_SIZE for 64 KiB buffers
+	// MaxRegionsInItem is XLOG_MAX_REGIONS_IN_ITEM: a 64 KiB buffer logged
+	// in alternating dirty and clean chunks, plus its format region.
+	// Recovery rejects an item announcing more.
+	MaxRegionsInItem = 65536/BufChunkSize/2 + 1
 )
 
 // BufType is the buffer type recorded in blf_flags (XFS_BLFT_*); on replay

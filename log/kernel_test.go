@@ -142,6 +142,11 @@ func TestKernelReplaysCheckpoint(t *testing.T) {
 				t.Fatalf("label in place before recovery: %s", out)
 			}
 			logprintOK(t, img)
+			// xfsimg recover on a copy must give the kernel's blocks.
+			ours := copyImage(t, img)
+			if rep, err := recoverImage(t, ours, RecoverOptions{}); err != nil || rep.Clean {
+				t.Fatalf("Recover: %+v, %v", rep, err)
+			}
 			label, res := mountLabel(t, img)
 			if !hasLine(res.dmesg, "Starting recovery") || hasLine(res.dmesg, "Torn write") {
 				t.Fatalf("kernel did not replay cleanly:\n%s", strings.Join(res.dmesg, "\n"))
@@ -150,6 +155,11 @@ func TestKernelReplaysCheckpoint(t *testing.T) {
 				t.Fatalf("label after recovery %q", label)
 			}
 			oracle.RequireRepairClean(t, img)
+			oracle.RequireRepairClean(t, ours)
+			if diffs := compareImageFiles(t, ours, img); len(diffs) > 0 {
+				t.Errorf("%d metadata differences between xfsimg recover and the kernel's replay, first:\n%s",
+					len(diffs), strings.Join(diffs[:min(len(diffs), 10)], "\n"))
+			}
 		})
 	}
 }

@@ -23,22 +23,8 @@ import (
 // readSuperblock reads and verifies the primary superblock of dev.
 func readSuperblock(t testing.TB, dev ondisk.Storage) (*ondisk.Superblock, *ondisk.Geometry) {
 	t.Helper()
-	head := make([]byte, 512)
-	if _, err := dev.ReadAt(head, 0); err != nil {
-		t.Fatal(err)
-	}
-	sb, err := ondisk.DecodeSuperblock(head)
+	sb, err := ondisk.ReadSuperblock(dev)
 	if err != nil {
-		t.Fatal(err)
-	}
-	sect := make([]byte, sb.SectSize)
-	if _, err := dev.ReadAt(sect, 0); err != nil {
-		t.Fatal(err)
-	}
-	if sb, err = ondisk.DecodeSuperblock(sect); err != nil {
-		t.Fatal(err)
-	}
-	if err := sb.Verify(); err != nil {
 		t.Fatal(err)
 	}
 	return sb, ondisk.NewGeometry(sb)

@@ -62,7 +62,7 @@ func readTestRecords(t testing.TB, a *Area, from int64, cycle uint32) []testReco
 			}
 			copy(raw[first*ondisk.BBSize:], b2)
 		}
-		r := testRecord{blk: blk, h: h, crcOK: recordCRC(raw, int(h.Len)) == h.CRC}
+		r := testRecord{blk: blk, h: h, crcOK: writtenCRC(raw, int(h.Len)) == h.CRC}
 		data := append([]byte(nil), raw[hblks*ondisk.BBSize:hblks*ondisk.BBSize+int(h.Len)]...)
 		for i := 0; i < int(h.Len)/ondisk.BBSize; i++ {
 			slot := 44 + 4*i

@@ -14,6 +14,12 @@ type State struct {
 	LastLSN    LSN   // h_lsn of the last record
 	Clean      bool  // the last record is an unmount record
 	Empty      bool  // the log was never written
+
+	// Set by VerifyState on a dirty log:
+	Torn      bool // records before the head failed their CRC (a torn write) and were dropped
+	TornFrom  LSN  // the head before the torn records were dropped
+	TailMoved bool // the head had wrapped over the tail's records: the tail moved forward
+	OrigTail  LSN  // the tail before it moved
 }
 
 // FindState finds head and tail, and whether the log is clean, following

@@ -249,25 +249,14 @@ func (w *logWriter) encodeRecord(b []byte, r record, hlen int, tail LSN) {
 			be.PutUint32(b[o:], c)
 		}
 	}
-	binary.LittleEndian.PutUint32(b[HeaderCRCOff:], recordCRC(b, hlen))
+	binary.LittleEndian.PutUint32(b[HeaderCRCOff:], writtenCRC(b, hlen))
 }
 
-// recordCRC is xlog_cksum: the header up to h_crc's struct end with h_crc
-// zero, the used extended headers, then the data as written.
-func recordCRC(b []byte, hlen int) uint32 {
-	var hdr [headerCRCLen]byte
-	copy(hdr[:], b[:headerCRCLen])
-	clear(hdr[HeaderCRCOff : HeaderCRCOff+4])
-	crc := ondisk.CRC32CUpdate(0, hdr[:])
-	xheads := (hlen + DefaultHSize - 1) / DefaultHSize
-	for i := 1; i < xheads; i++ {
-		crc = ondisk.CRC32CUpdate(crc, b[i*ondisk.BBSize:i*ondisk.BBSize+extHdrCRCLen])
-	}
-	hblks := 1
-	if h := binary.BigEndian.Uint32(b[0x140:]); h > DefaultHSize {
-		hblks = int((h + DefaultHSize - 1) / DefaultHSize)
-	}
-	return ondisk.CRC32CUpdate(crc, b[hblks*ondisk.BBSize:hblks*ondisk.BBSize+hlen])
+// writtenCRC is the CRC of a laid-out record b carrying hlen data bytes.
+func writtenCRC(b []byte, hlen int) uint32 {
+	be := binary.BigEndian
+	hblks := hblksFor(be.Uint32(b[8:]), be.Uint32(b[0x140:]))
+	return recordCRC(b[:hblks*ondisk.BBSize], b[hblks*ondisk.BBSize:hblks*ondisk.BBSize+hlen], headerCRCLen)
 }
 
 // writeOut writes laid-out records that started at log block start. Where

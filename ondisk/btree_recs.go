@@ -310,3 +310,10 @@ func rmapMaxLevels(g *Geometry, reflink bool) int {
 	}
 	return height
 }
+
+// RefcountMaxLevels is the kernel's bound on the refcount btree's height.
+func RefcountMaxLevels(g *Geometry) int { return refcountMaxLevels(g) }
+
+// RmapMaxLevels is the kernel's bound on the rmap btree's height; reflink
+// says whether the file system shares blocks.
+func RmapMaxLevels(g *Geometry, reflink bool) int { return rmapMaxLevels(g, reflink) }

@@ -567,3 +567,37 @@ func quoteDB(b []byte) string {
 	s.WriteByte('"')
 	return s.String()
 }
+
+// ReadSuperblock reads, decodes and verifies the primary superblock of
+// dev, and checks that dev holds the whole file system. The sector size
+// is only known once the superblock is read and its CRC covers the whole
+// sector, so it reads the first 512 bytes, then the sector.
+func ReadSuperblock(dev Storage) (*Superblock, error) {
+	if dev.Size() < BBSize {
+		return nil, Corruptf("device of %d bytes is too small to hold a superblock", dev.Size())
+	}
+	buf := make([]byte, BBSize)
+	if _, err := dev.ReadAt(buf, 0); err != nil {
+		return nil, fmt.Errorf("read superblock: %w", err)
+	}
+	sb, err := DecodeSuperblock(buf)
+	if err != nil {
+		return nil, err
+	}
+	if ss := int64(sb.SectSize); ss > BBSize && ss <= 32768 && ss&(ss-1) == 0 && ss <= dev.Size() {
+		buf = make([]byte, ss)
+		if _, err := dev.ReadAt(buf, 0); err != nil {
+			return nil, fmt.Errorf("read superblock: %w", err)
+		}
+		if sb, err = DecodeSuperblock(buf); err != nil {
+			return nil, err
+		}
+	}
+	if err := sb.Verify(); err != nil {
+		return nil, err
+	}
+	if need := int64(sb.DBlocks) << sb.BlockLog; need > dev.Size() {
+		return nil, Corruptf("image is truncated: %d bytes, the file system needs %d", dev.Size(), need)
+	}
+	return sb, nil
+}

@@ -108,6 +108,6 @@ func (f *FS) FreeSpace(agno uint32) (*agf.AG, error) {
 		Geo:   f.Geo,
 		Agno:  agno,
 		AGF:   a,
-		Store: agf.AGStore{Geo: f.Geo, Agno: agno, Read: f.ReadMeta},
+		Store: agf.AGStore{Geo: f.Geo, Agno: agno, Read: f.ReadMeta, Prefetch: f.Prefetch},
 	}, nil
 }

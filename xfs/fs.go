@@ -5,9 +5,7 @@
 package xfs
 
 import (
-	"errors"
 	"fmt"
-	"io"
 
 	"github.com/xfsimg/xfsimg/ondisk"
 )
@@ -47,37 +45,14 @@ func Open(path string, opt ondisk.OpenOptions) (*FS, error) {
 // New reads the superblock of the file system on dev and checks that it is
 // one we can read.
 func New(dev ondisk.Storage) (*FS, error) {
-	if dev.Size() < ondisk.BBSize {
-		return nil, ondisk.Corruptf("device of %d bytes is too small to hold a superblock", dev.Size())
-	}
-	// The sector size is only known once the superblock is read; its CRC
-	// covers the whole sector, so read the first 512 bytes, then the sector.
-	head := make([]byte, ondisk.BBSize)
-	if _, err := dev.ReadAt(head, 0); err != nil {
-		return nil, fmt.Errorf("read superblock: %w", err)
-	}
-	sb, err := ondisk.DecodeSuperblock(head)
+	sb, err := ondisk.ReadSuperblock(dev)
 	if err != nil {
 		return nil, err
 	}
-	if ss := int(sb.SectSize); ss > ondisk.BBSize && ss <= 32768 && ss&(ss-1) == 0 && int64(ss) <= dev.Size() {
-		sect := make([]byte, ss)
-		if _, err := dev.ReadAt(sect, 0); err != nil {
-			return nil, fmt.Errorf("read superblock: %w", err)
-		}
-		if sb, err = ondisk.DecodeSuperblock(sect); err != nil {
-			return nil, err
-		}
-	}
-	if err := sb.Verify(); err != nil {
-		return nil, err
-	}
 	g := ondisk.NewGeometry(sb)
-	if need := int64(sb.DBlocks) << g.BlockLog; need > dev.Size() {
-		return nil, ondisk.Corruptf("image is truncated: %d bytes, the file system needs %d", dev.Size(), need)
-	}
 	f := &FS{Dev: dev, SB: sb, Geo: g}
-	f.meta = newMetaCache(dev, 1<<14)
+	// 64 MiB of metadata pages at most.
+	f.meta = newMetaCache(dev, (64<<20)>>g.BlockLog, g.BlockLog)
 	return f, nil
 }
 
@@ -90,49 +65,19 @@ func (f *FS) ReadMeta(daddr int64, length int) ([]byte, error) {
 	return f.meta.ReadMeta(daddr, length)
 }
 
+// Prefetch reads many metadata blocks of length bytes at once, when the
+// metadata reader can (the device cache can; the journal has nothing to
+// gain). Errors are left for the reads that need the blocks.
+func (f *FS) Prefetch(daddrs []int64, length int) {
+	if p, ok := f.meta.(interface{ Prefetch([]int64, int) }); ok {
+		p.Prefetch(daddrs, length)
+	}
+}
+
 // Close closes the device if Open opened it.
 func (f *FS) Close() error {
 	if f.dev != nil {
 		return f.dev.Close()
 	}
 	return nil
-}
-
-// metaCache reads metadata from the device and keeps recently read buffers,
-// so that walks revisiting btree nodes and inode clusters stay cheap.
-type metaCache struct {
-	dev   ondisk.Storage
-	limit int
-	bufs  map[metaKey][]byte
-}
-
-type metaKey struct {
-	daddr  int64
-	length int
-}
-
-func newMetaCache(dev ondisk.Storage, limit int) *metaCache {
-	return &metaCache{dev: dev, limit: limit, bufs: make(map[metaKey][]byte)}
-}
-
-func (m *metaCache) ReadMeta(daddr int64, length int) ([]byte, error) {
-	k := metaKey{daddr, length}
-	if b, ok := m.bufs[k]; ok {
-		return b, nil
-	}
-	if daddr < 0 || length <= 0 {
-		return nil, ondisk.Corruptf("metadata read of %d bytes at daddr %d", length, daddr)
-	}
-	b := ondisk.AlignedBuffer(length, 4096)
-	if _, err := m.dev.ReadAt(b, daddr<<ondisk.BBShift); err != nil {
-		if errors.Is(err, io.ErrUnexpectedEOF) {
-			return nil, ondisk.Corruptf("metadata at daddr %d is past the end of the device", daddr)
-		}
-		return nil, err
-	}
-	if len(m.bufs) >= m.limit {
-		clear(m.bufs) // crude but bounded; walks are mostly sequential
-	}
-	m.bufs[k] = b
-	return b, nil
 }

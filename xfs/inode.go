@@ -65,7 +65,7 @@ func (ip *Inode) Size() int64 { return ip.Core.Size }
 func (ip *Inode) mapping(fork bmbt.Fork) *bmbt.Mapping {
 	m := &bmbt.Mapping{
 		Geo:   ip.fs.Geo,
-		Store: bmbt.BlockStore{Geo: ip.fs.Geo, Read: ip.fs.ReadMeta},
+		Store: bmbt.BlockStore{Geo: ip.fs.Geo, Read: ip.fs.ReadMeta, Prefetch: ip.fs.Prefetch},
 		Ino:   ip.Ino,
 	}
 	if fork == bmbt.AttrFork {

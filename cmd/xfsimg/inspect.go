@@ -13,6 +13,7 @@ import (
 type inspectFlags struct {
 	attr bool
 	ag   int
+	all  bool
 }
 
 func newInspectCmd() *cobra.Command {
@@ -31,7 +32,9 @@ free space and inodes, and where the log stands and whether it is clean.
   inode X       the inode core and its forks (X is an inode number or a path)
   bmap X        the extent map, whatever the fork format (--attr: attribute fork)
   freesp        free-extent histogram from both free-space btrees (--ag N: one AG)
-  log           head, tail and state of the internal log
+  log           head, tail and state of the internal log; for a dirty log the
+                records between tail and head and their transactions (--all:
+                every record in the log)
 
 --json prints the same data as JSON with xfs_db's field names as keys.`,
 		Args: cobra.MinimumNArgs(1),
@@ -82,16 +85,17 @@ free space and inodes, and where the log stands and whether it is clean.
 				}
 				return inspectFreesp(f, fl.ag)
 			case "log":
-				if err := need(0, "log"); err != nil {
+				if err := need(0, "log [--all]"); err != nil {
 					return err
 				}
-				return inspectLog(f)
+				return inspectLog(f, fl.all)
 			}
 			return fmt.Errorf("unknown inspect target %q (want sb, agf, agi, agfl, inode, bmap, freesp or log)", what)
 		},
 	}
 	cmd.Flags().BoolVar(&fl.attr, "attr", false, "bmap: map the attribute fork instead of the data fork")
 	cmd.Flags().IntVar(&fl.ag, "ag", -1, "freesp: only this allocation group")
+	cmd.Flags().BoolVar(&fl.all, "all", false, "log: every record found in the log, not only those between tail and head")
 	return cmd
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"sync"
 
 	"github.com/xfsimg/xfsimg/agf"
 	"github.com/xfsimg/xfsimg/ondisk"
@@ -41,38 +42,72 @@ func inspectFreesp(f *xfs.FS, onlyAG int) error {
 			ags = append(ags, a)
 		}
 	}
+	// The AGs are independent: each reads its trees into histograms of its
+	// own, in parallel; they are added up in AG order.
 	maxLen := uint64(f.Geo.AGBlocks)
+	type agFree struct {
+		all, bno, cnt *agf.Histogram
+		agf           *ondisk.AGF
+		err           error
+	}
+	res := make([]agFree, len(ags))
+	var wg sync.WaitGroup
+	for i, agno := range ags {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := &res[i]
+			r.all, r.bno, r.cnt = agf.NewHistogram(maxLen), agf.NewHistogram(maxLen), agf.NewHistogram(maxLen)
+			ag, err := f.FreeSpace(agno)
+			if err != nil {
+				r.err = err
+				return
+			}
+			r.agf = ag.AGF
+			// The two trees are read at the same time too: their blocks
+			// are scattered, so more reads in flight is what pays.
+			var cntErr error
+			cntDone := make(chan struct{})
+			go func() {
+				defer close(cntDone)
+				cntErr = ag.EachFree(ag.CntTree(), r.cnt.AddOne)
+			}()
+			r.err = ag.EachFree(ag.BnoTree(), func(e ondisk.AllocRec) { r.bno.AddOne(e); r.all.AddOne(e) })
+			<-cntDone
+			if r.err == nil {
+				r.err = cntErr
+			}
+			if r.err != nil {
+				return
+			}
+			agfl, err := f.AGFL(agno)
+			if err != nil {
+				r.err = err
+				return
+			}
+			fl, err := agfl.Active(ag.AGF)
+			if err != nil {
+				r.err = fmt.Errorf("agfl %d: %w", agno, err)
+				return
+			}
+			// xfs_db counts each AGFL block as a free extent of one block.
+			for _, blk := range fl {
+				r.all.AddOne(ondisk.AllocRec{StartBlock: blk, BlockCount: 1})
+			}
+		}()
+	}
+	wg.Wait()
 	all, bno, cnt := agf.NewHistogram(maxLen), agf.NewHistogram(maxLen), agf.NewHistogram(maxLen)
 	var freeblks, flcount uint64
-	for _, agno := range ags {
-		ag, err := f.FreeSpace(agno)
-		if err != nil {
-			return err
+	for _, r := range res {
+		if r.err != nil {
+			return r.err
 		}
-		b, err := ag.FreeExtents(ag.BnoTree())
-		if err != nil {
-			return err
-		}
-		c, err := ag.FreeExtents(ag.CntTree())
-		if err != nil {
-			return err
-		}
-		agfl, err := f.AGFL(agno)
-		if err != nil {
-			return err
-		}
-		fl, err := agfl.Active(ag.AGF)
-		if err != nil {
-			return fmt.Errorf("agfl %d: %w", agno, err)
-		}
-		bno.Add(b)
-		cnt.Add(c)
-		all.Add(b)
-		for _, blk := range fl {
-			all.Add([]ondisk.AllocRec{{StartBlock: blk, BlockCount: 1}})
-		}
-		freeblks += uint64(ag.AGF.FreeBlks)
-		flcount += uint64(ag.AGF.FLCount)
+		all.Merge(r.all)
+		bno.Merge(r.bno)
+		cnt.Merge(r.cnt)
+		freeblks += uint64(r.agf.FreeBlks)
+		flcount += uint64(r.agf.FLCount)
 	}
 	out := freespJSON{
 		AGs:       ags,

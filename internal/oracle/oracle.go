@@ -179,18 +179,42 @@ func RequireRepairClean(t testing.TB, img string) {
 	}
 }
 
+var (
+	loopMu   sync.Mutex
+	attached = map[string]bool{}   // loop devices this process attached
+	mountDev = map[string]string{} // mount point -> loop device
+)
+
 // Attach binds img to a free loop device and detaches it, by its own name,
-// when the test ends.
+// when the test ends (unless Detach or Unmount did already).
 func Attach(t testing.TB, img string) string {
 	t.Helper()
 	Require(t, Loop)
 	dev := strings.TrimSpace(Run(t, "losetup", "-f", "--show", img))
-	t.Cleanup(func() {
-		if out, err := RunErr("losetup", "-d", dev); err != nil {
-			t.Errorf("losetup -d %s: %v: %s", dev, err, out)
-		}
-	})
+	loopMu.Lock()
+	attached[dev] = true
+	loopMu.Unlock()
+	t.Cleanup(func() { detach(t, dev) })
 	return dev
+}
+
+// Detach detaches a loop device Attach attached, now.
+func Detach(t testing.TB, dev string) {
+	t.Helper()
+	detach(t, dev)
+}
+
+func detach(t testing.TB, dev string) {
+	loopMu.Lock()
+	was := attached[dev]
+	delete(attached, dev)
+	loopMu.Unlock()
+	if !was {
+		return
+	}
+	if out, err := RunErr("losetup", "-d", dev); err != nil {
+		t.Errorf("losetup -d %s: %v: %s", dev, err, out)
+	}
 }
 
 // Mount attaches img and mounts it (with extra mount options, e.g. "ro");
@@ -206,6 +230,9 @@ func Mount(t testing.TB, img string, opts ...string) (dir, dev string) {
 	if out, err := RunErr("mount", append(args, dev, dir)...); err != nil {
 		t.Fatalf("mount %s (%s): %v: %s\n%s", dev, img, err, out, DmesgTail(20))
 	}
+	loopMu.Lock()
+	mountDev[dir] = dev
+	loopMu.Unlock()
 	t.Cleanup(func() {
 		if IsMounted(dir) {
 			if out, err := RunErr("umount", dir); err != nil {
@@ -216,11 +243,19 @@ func Mount(t testing.TB, img string, opts ...string) (dir, dev string) {
 	return dir, dev
 }
 
-// Unmount unmounts a directory mounted by Mount before the test ends (the
-// cleanup then finds it unmounted and only detaches the device).
+// Unmount unmounts a directory mounted by Mount before the test ends and
+// detaches its loop device, so that the image is free for xfsimg to
+// write (it refuses images that back a loop device).
 func Unmount(t testing.TB, dir string) {
 	t.Helper()
 	Run(t, "umount", dir)
+	loopMu.Lock()
+	dev, ok := mountDev[dir]
+	delete(mountDev, dir)
+	loopMu.Unlock()
+	if ok {
+		detach(t, dev)
+	}
 }
 
 // IsMounted reports whether dir is a mount point.

@@ -1,0 +1,192 @@
+package main
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/xfsimg/xfsimg/log"
+	"github.com/xfsimg/xfsimg/ondisk"
+)
+
+type lsnJSON struct {
+	Cycle uint32 `json:"cycle"`
+	Block uint32 `json:"block"`
+}
+
+func lsnOf(l log.LSN) lsnJSON { return lsnJSON{l.Cycle(), l.Block()} }
+
+func (l lsnJSON) String() string { return fmt.Sprintf("(%d,%d)", l.Cycle, l.Block) }
+
+type countsJSON struct {
+	Replayed  int `json:"replayed"`
+	Skipped   int `json:"skipped"`
+	Cancelled int `json:"cancelled"`
+}
+
+type counterJSON struct {
+	Before uint64 `json:"before"`
+	After  uint64 `json:"after"`
+}
+
+type recoverJSON struct {
+	Clean         bool           `json:"clean"`
+	DryRun        bool           `json:"dry_run"`
+	Head          lsnJSON        `json:"head"`
+	Tail          lsnJSON        `json:"tail"`
+	TornWriteFrom *lsnJSON       `json:"torn_write_dropped_from,omitempty"`
+	TailMovedFrom *lsnJSON       `json:"tail_moved_from,omitempty"`
+	Records       int            `json:"records"`
+	Transactions  int            `json:"transactions"`
+	Uncommitted   int            `json:"uncommitted_dropped"`
+	Items         map[string]int `json:"items"`
+	Buffers       countsJSON     `json:"buffer_items"`
+	Inodes        countsJSON     `json:"inode_items"`
+	InodeChunks   countsJSON     `json:"inode_chunks"`
+	IntentsDone   int            `json:"intents_done"`
+	Written       struct {
+		Buffers int   `json:"buffers"`
+		Bytes   int64 `json:"bytes"`
+	} `json:"written"`
+	Counters struct {
+		ICount   counterJSON `json:"icount"`
+		IFree    counterJSON `json:"ifree"`
+		FDBlocks counterJSON `json:"fdblocks"`
+	} `json:"counters"`
+	NewHead lsnJSON `json:"new_head"`
+	Seconds float64 `json:"seconds"`
+}
+
+func newRecoverCmd() *cobra.Command {
+	var dryRun bool
+	cmd := &cobra.Command{
+		Use:   "recover IMAGE",
+		Short: "Replay a dirty log as mount would, and leave the log clean",
+		Long: `recover replays the committed transactions of a dirty XFS log into the file
+system, the way the kernel does when it mounts it after a crash: buffer and
+inode changes, new inode chunks, cancelled buffers, with the kernel's rules for
+what is already on disk. It then recomputes the superblock counters from the
+AG headers and writes an unmount record, so that the log is clean.
+
+The whole log is replayed in memory and checked first; nothing is written
+when the log is damaged or holds something xfsimg does not replay (intents
+whose work is not done, quota items, files deleted but not yet freed). Such
+a log is left for the kernel: mount the file system.
+
+--dry-run reads and replays without writing anything.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			dev, err := ondisk.Open(args[0], ondisk.OpenOptions{
+				Write:    !dryRun,
+				Buffered: gflags.buffered,
+				Warnf: func(format string, a ...any) {
+					fmt.Fprintf(stderr, "xfsimg: "+format+"\n", a...)
+				},
+			})
+			if err != nil {
+				return err
+			}
+			defer dev.Close()
+			start := time.Now()
+			rep, err := log.Recover(dev, log.RecoverOptions{DryRun: dryRun})
+			if err != nil {
+				return err
+			}
+			out := recoverOut(rep, time.Since(start))
+			return output(out, func() error { return printRecover(&out) })
+		},
+	}
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "replay in memory and report, writing nothing")
+	return cmd
+}
+
+func recoverOut(rep *log.Report, d time.Duration) recoverJSON {
+	st := rep.State
+	out := recoverJSON{
+		Clean: rep.Clean, DryRun: rep.DryRun,
+		Head: lsnOf(st.Head), Tail: lsnOf(st.Tail),
+		Records: rep.Records, Transactions: rep.Transactions, Uncommitted: rep.Uncommitted,
+		Items:       rep.Items,
+		Buffers:     countsJSON{rep.BufsReplayed, rep.BufsSkipped, rep.BufsCancelled},
+		Inodes:      countsJSON{rep.InodesReplayed, rep.InodesSkipped, rep.InodesCancelled},
+		InodeChunks: countsJSON{Replayed: rep.ICreates, Cancelled: rep.ICreatesCancelled},
+		IntentsDone: rep.IntentsDone,
+		NewHead:     lsnOf(rep.NewHead),
+		Seconds:     d.Seconds(),
+	}
+	if st.Torn {
+		l := lsnOf(st.TornFrom)
+		out.TornWriteFrom = &l
+	}
+	if st.TailMoved {
+		l := lsnOf(st.OrigTail)
+		out.TailMovedFrom = &l
+	}
+	out.Written.Buffers, out.Written.Bytes = rep.BuffersWritten, rep.BytesWritten
+	out.Counters.ICount = counterJSON{rep.OldICount, rep.ICount}
+	out.Counters.IFree = counterJSON{rep.OldIFree, rep.IFree}
+	out.Counters.FDBlocks = counterJSON{rep.OldFDBlocks, rep.FDBlocks}
+	return out
+}
+
+func printRecover(r *recoverJSON) error {
+	tw := newLeftTable()
+	if r.Clean {
+		fmt.Fprintf(tw, "log\tclean, head %s: nothing to recover\n", r.Head)
+		if r.TornWriteFrom != nil {
+			verb := "cleared"
+			if r.DryRun {
+				verb = "would clear"
+			}
+			fmt.Fprintf(tw, "torn write\t%s the records after the unmount record, up to %s\n", verb, r.TornWriteFrom)
+		}
+		return tw.Flush()
+	}
+	fmt.Fprintf(tw, "log\tdirty: tail %s, head %s\n", r.Tail, r.Head)
+	if r.TornWriteFrom != nil {
+		fmt.Fprintf(tw, "torn write\tdropped the records from %s to %s (bad CRC), as the kernel does\n", r.Head, r.TornWriteFrom)
+	}
+	if r.TailMovedFrom != nil {
+		fmt.Fprintf(tw, "tail\tmoved from %s: the head had overwritten it\n", r.TailMovedFrom)
+	}
+	fmt.Fprintf(tw, "read\t%d records, %d committed transactions", r.Records, r.Transactions)
+	if r.Uncommitted > 0 {
+		fmt.Fprintf(tw, " (%d without a commit dropped)", r.Uncommitted)
+	}
+	fmt.Fprintln(tw)
+	var names []string
+	for n := range r.Items {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var items []string
+	for _, n := range names {
+		items = append(items, fmt.Sprintf("%s %d", n, r.Items[n]))
+	}
+	fmt.Fprintf(tw, "items\t%s\n", strings.Join(items, ", "))
+	fmt.Fprintf(tw, "buffers\t%d replayed, %d skipped (newer on disk), %d cancelled\n", r.Buffers.Replayed, r.Buffers.Skipped, r.Buffers.Cancelled)
+	fmt.Fprintf(tw, "inodes\t%d replayed, %d skipped (newer on disk), %d cancelled\n", r.Inodes.Replayed, r.Inodes.Skipped, r.Inodes.Cancelled)
+	if r.InodeChunks.Replayed+r.InodeChunks.Cancelled > 0 {
+		fmt.Fprintf(tw, "inode chunks\t%d initialised, %d cancelled\n", r.InodeChunks.Replayed, r.InodeChunks.Cancelled)
+	}
+	if r.IntentsDone > 0 {
+		fmt.Fprintf(tw, "intents\t%d done in the log already: nothing to do\n", r.IntentsDone)
+	}
+	verb := "written"
+	if r.DryRun {
+		verb = "would write"
+	}
+	fmt.Fprintf(tw, "%s\t%d metadata buffers (%s)\n", verb, r.Written.Buffers, humanBytes(uint64(r.Written.Bytes)))
+	c := r.Counters
+	fmt.Fprintf(tw, "counters\ticount %d -> %d, ifree %d -> %d, fdblocks %d -> %d\n",
+		c.ICount.Before, c.ICount.After, c.IFree.Before, c.IFree.After, c.FDBlocks.Before, c.FDBlocks.After)
+	if r.DryRun {
+		fmt.Fprintf(tw, "dry run\tnothing written; the log is still dirty\n")
+	} else {
+		fmt.Fprintf(tw, "log\tclean, head %s\n", r.NewHead)
+	}
+	fmt.Fprintf(tw, "time\t%.3f s\n", r.Seconds)
+	return tw.Flush()
+}
