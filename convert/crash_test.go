@@ -43,7 +43,8 @@ func readState(t *testing.T, img string, names []string) crashState {
 // fragmented free space, a BMBT growing to 3 levels, small checkpoints)
 // and builds the image a power loss would leave after each flush, with
 // subsets of the writes that followed it and torn log writes. Each must
-// recover through the kernel (a mount replays the log), pass xfs_repair
+// recover through the kernel (a mount replays the log) and through
+// xfsimg's own recovery (log.Recover, xfsimg recover), pass xfs_repair
 // -n, and hold the files exactly as the last checkpoint whose log write is
 // durable left them (or the next, when its log write landed whole):
 // nothing committed is lost, nothing half done shows.
@@ -170,31 +171,45 @@ func TestCrashSweep(t *testing.T) {
 					next = true
 				}
 			}
-			what := fmt.Sprintf("crash after flush %d/%d (%d writes pending), %s", k, nflush, len(win), v.name)
-			build(k, v.keep, v.tear)
-			dir := t.TempDir()
-			if out, err := oracle.RunErr("mount", "-t", "xfs", "-o", "loop", work, dir); err != nil {
-				t.Fatalf("%s: mount: %v: %s\n%s", what, err, out, oracle.DmesgTail(20))
+			for _, by := range []string{"kernel", "xfsimg recover"} {
+				what := fmt.Sprintf("crash after flush %d/%d (%d writes pending), %s, recovered by %s", k, nflush, len(win), v.name, by)
+				build(k, v.keep, v.tear)
+				if by == "kernel" {
+					dir := t.TempDir()
+					if out, err := oracle.RunErr("mount", "-t", "xfs", "-o", "loop", work, dir); err != nil {
+						t.Fatalf("%s: mount: %v: %s\n%s", what, err, out, oracle.DmesgTail(20))
+					}
+					if out, err := oracle.RunErr("umount", dir); err != nil {
+						t.Fatalf("%s: umount: %v: %s", what, err, out)
+					}
+				} else {
+					d, err := ondisk.Open(work, ondisk.OpenOptions{Write: true, NoWait: true})
+					if err != nil {
+						t.Fatal(err)
+					}
+					_, err = log.Recover(d, log.RecoverOptions{})
+					d.Close()
+					if err != nil {
+						t.Fatalf("%s: %v", what, err)
+					}
+				}
+				if out, ok := oracle.Repair(t, work); !ok {
+					t.Fatalf("%s: xfs_repair -n:\n%s", what, out)
+				}
+				got := readState(t, work, names)
+				ok := slices.Equal(got, stateOf(want))
+				if !ok && next && want+1 < len(inPlace) {
+					ok = slices.Equal(got, stateOf(want+1))
+				}
+				if !ok {
+					t.Fatalf("%s: recovered state is not checkpoint %d's (or the next)\n got  %s\n want %s", what, want,
+						strings.Join(got, "\n      "), strings.Join(stateOf(want), "\n      "))
+				}
+				images++
 			}
-			if out, err := oracle.RunErr("umount", dir); err != nil {
-				t.Fatalf("%s: umount: %v: %s", what, err, out)
-			}
-			if out, ok := oracle.Repair(t, work); !ok {
-				t.Fatalf("%s: xfs_repair -n:\n%s", what, out)
-			}
-			got := readState(t, work, names)
-			ok := slices.Equal(got, stateOf(want))
-			if !ok && next && want+1 < len(inPlace) {
-				ok = slices.Equal(got, stateOf(want+1))
-			}
-			if !ok {
-				t.Fatalf("%s: recovered state is not checkpoint %d's (or the next)\n got  %s\n want %s", what, want,
-					strings.Join(got, "\n      "), strings.Join(stateOf(want), "\n      "))
-			}
-			images++
 		}
 	}
-	t.Logf("swept %d of %d flush points, %d crash images, each recovered by the kernel and clean, in %v",
+	t.Logf("swept %d of %d flush points, %d recovered crash images (kernel and xfsimg recover), each clean, in %v",
 		len(points), nflush+1, images, time.Since(t0).Round(time.Millisecond))
 }
 

@@ -1,10 +1,8 @@
 package convert_test
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -17,6 +15,7 @@ import (
 	"time"
 
 	"github.com/xfsimg/xfsimg/bmbt"
+	"github.com/xfsimg/xfsimg/check"
 	"github.com/xfsimg/xfsimg/convert"
 	"github.com/xfsimg/xfsimg/internal/oracle"
 	"github.com/xfsimg/xfsimg/ondisk"
@@ -329,6 +328,7 @@ func runAgainstKernel(t *testing.T, g geometry, n int) {
 		dev.Close()
 		ourTime += time.Since(start)
 		oracle.RequireRepairClean(t, img)
+		requireCheckClean(t, img)
 
 		// The kernel's.
 		start = time.Now()
@@ -431,6 +431,26 @@ func runAgainstKernel(t *testing.T, g geometry, n int) {
 	}
 }
 
+// requireCheckClean runs xfsimg's own checker (xfsimg check) on img.
+func requireCheckClean(t *testing.T, img string) {
+	t.Helper()
+	f, err := xfs.Open(img, ondisk.OpenOptions{NoWait: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rep, err := check.Run(f, check.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.Clean() {
+		for _, fd := range rep.Findings {
+			t.Log(fd)
+		}
+		t.Fatalf("xfsimg check: %s", rep.Summary())
+	}
+}
+
 func contentHash(t *testing.T, ip *xfs.Inode) [32]byte {
 	t.Helper()
 	r, err := ip.OpenFile()
@@ -445,6 +465,3 @@ func contentHash(t *testing.T, ip *xfs.Inode) [32]byte {
 	copy(out[:], h.Sum(nil))
 	return out
 }
-
-var _ = bytes.Equal
-var _ = io.EOF
