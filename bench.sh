@@ -4,7 +4,7 @@
 # 1 means xfsimg is faster). Needs root, loop devices and xfsprogs.
 #
 #   sudo ./bench.sh            all sections
-#   sudo ./bench.sh read       one section (read, check)
+#   sudo ./bench.sh read       one section (read, check, convert)
 set -euo pipefail
 cd "$(dirname "$0")"
 export PATH="$PATH:/usr/local/go/bin:/usr/sbin:/sbin"
@@ -137,10 +137,91 @@ bench_check() {
 	compare "check --buffered vs xfs_repair -n" 7 "$X --buffered check $img" "xfs_repair -n -f $img 2>/dev/null"
 }
 
+# convert_ops N BS WINDOW SEED: a seeded sequence of N xfs_io commands on one
+# file, the mix of convert's kernel comparison test: falloc (with and without
+# -k, some one to three blocks), fpunch, truncate, offsets and lengths
+# aligned or not, in a WINDOW-byte range.
+convert_ops() {
+	python3 - "$@" <<'PY'
+import random, sys
+n, bs, window, seed = (int(a) for a in sys.argv[1:5])
+r = random.Random(seed)
+def length():
+    x = r.randrange(100)
+    if x < 50: return (1 + r.randrange(8)) * bs
+    if x < 85: return (1 + r.randrange(256)) * bs
+    return 1 + r.randrange(window // 4)
+out = []
+while len(out) < n:
+    off = r.randrange(window)
+    if r.randrange(10) < 7: off &= ~(bs - 1)
+    l = length()
+    if r.randrange(10) < 7: l = (l + bs - 1) & ~(bs - 1)
+    l = min(l, window - off)
+    if l <= 0: continue
+    x = r.randrange(100)
+    if x < 25: out.append("falloc %d %d" % (off, l))
+    elif x < 40: out.append("falloc -k %d %d" % (off, l))
+    elif x < 60: out.append("falloc -k %d %d" % (off & ~(bs - 1), (1 + r.randrange(3)) * bs))
+    elif x < 94: out.append("fpunch %d %d" % (off, l))
+    else: out.append("truncate %d" % r.randrange(window))
+print("\n".join(out))
+PY
+}
+
+# time_ms CMD...: wall time of one run, in milliseconds.
+time_ms() {
+	local t0 t1
+	t0=$(date +%s%N)
+	"$@" >/dev/null
+	t1=$(date +%s%N)
+	echo $(((t1 - t0) / 1000000))
+}
+
+bench_convert() {
+	echo "== convert: 10,000 falloc/fpunch/truncate commands, xfsimg convert against xfs_io on a loop mount (mount, run, unmount)"
+	local name size mkfsopt bs window frag
+	for spec in "4k 1G 4096 104857600 0" "1k-frag 400M 1024 41943040 31457280"; do
+		read -r name size bs window frag <<<"$spec"
+		local base="$work/conv-$name.img"
+		rm -f "$base"
+		truncate -s "$size" "$base"
+		if [ "$bs" = 1024 ]; then mkfsopt="-b size=1024 -d agcount=4"; else mkfsopt=""; fi
+		# shellcheck disable=SC2086
+		mkfs.xfs -f -q $mkfsopt "$base"
+		mount -o loop "$base" "$mnt"
+		xfs_io -f -c "pwrite -q 0 300k" -c fsync "$mnt/f"
+		if [ "$frag" != 0 ]; then
+			# Free space cut into one-block extents by the kernel: the
+			# free-space btrees are three levels deep.
+			python3 -c "
+import sys
+print('open -f $mnt/frag'); print('falloc 0 $frag')
+for o in range(0, $frag, 2 * $bs): print('fpunch %d $bs' % o)
+" | xfs_io >/dev/null
+		fi
+		umount "$mnt"
+		convert_ops 10000 "$bs" "$window" 7 >"$work/conv-$name.cmds"
+		local ours=() theirs=()
+		for _ in 1 2 3 4 5; do
+			cp --sparse=always "$base" "$work/conv.img"
+			ours+=($(time_ms "$X" convert "$work/conv.img" /f -f "$work/conv-$name.cmds"))
+			xfs_repair -n "$work/conv.img" >/dev/null 2>&1 || { echo "xfs_repair -n failed after xfsimg convert" >&2; exit 1; }
+			cp --sparse=always "$base" "$work/conv.img"
+			theirs+=($(time_ms bash -c "mount -o loop '$work/conv.img' '$mnt' && xfs_io '$mnt/f' <'$work/conv-$name.cmds' >/dev/null; umount '$mnt'"))
+		done
+		local a b
+		a=$(printf '%s\n' "${ours[@]}" | sort -n | sed -n 3p)
+		b=$(printf '%s\n' "${theirs[@]}" | sort -n | sed -n 3p)
+		awk -v n="convert 10k commands ($name)" -v a="$a" -v b="$b" \
+			'BEGIN {printf "%-38s xfsimg %9.1f ms   reference %9.1f ms   ratio %.2f\n", n, a, b, a/b}'
+	done
+}
+
 if [ $# -gt 0 ]; then
 	sections=("$@")
 else
-	sections=(read check)
+	sections=(read check convert)
 fi
 for s in "${sections[@]}"; do
 	"bench_$s"
