@@ -645,6 +645,41 @@ func TestForkAgainstModel(t *testing.T) {
 		}
 	}
 	h.check()
+
+	// A 3-level tree unmapped in one call: it must turn back into an
+	// extent list on the way down rather than run empty.
+	for i := uint64(0); h.height(big) < 3; i++ {
+		fsb, _, err := h.al.Alloc(agf.Request{Target: h.fs.Geo.FSB(uint32(i%4), uint32(r.IntN(int(h.fs.Geo.AGBlocks)))), MinLen: 1, MaxLen: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := ondisk.Extent{StartOff: 4*span + 2*i, StartBlock: fsb, BlockCount: 1}
+		if err := h.tx(big, func(f *bmbt.IFork) error { return f.Insert(e) }); err != nil {
+			t.Fatal(err)
+		}
+		h.files[big].insert(e)
+	}
+	h.check()
+	var removed []ondisk.Extent
+	if err := h.tx(big, func(f *bmbt.IFork) error {
+		var err error
+		removed, err = f.Remove(0, ondisk.MaxFileOff-1)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if want := h.files[big].remove(0, ondisk.MaxFileOff-1); !slices.Equal(removed, want) {
+		t.Fatalf("remove everything: %d pieces, want %d", len(removed), len(want))
+	}
+	for _, p := range removed {
+		if err := h.al.Free(p.StartBlock, uint32(p.BlockCount)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if h.height(big) != 0 {
+		t.Fatalf("empty file still has a %d-level BMBT", h.height(big))
+	}
+	h.check()
 	if maxHeight < 3 || !sawExtentsAgain {
 		t.Fatalf("max height %d, back to extents %v", maxHeight, sawExtentsAgain)
 	}

@@ -182,6 +182,7 @@ func TestCrashSweep(t *testing.T) {
 					if out, err := oracle.RunErr("umount", dir); err != nil {
 						t.Fatalf("%s: umount: %v: %s", what, err, out)
 					}
+					waitDetached(t, work)
 				} else {
 					d, err := ondisk.Open(work, ondisk.OpenOptions{Write: true, NoWait: true})
 					if err != nil {
