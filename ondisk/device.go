@@ -305,6 +305,13 @@ func AlignedBuffer(n, align int) []byte {
 	if align < 1 {
 		align = 1
 	}
+	// Go's allocator places a block whose size is a multiple of a power of
+	// two (up to a page) at a multiple of that power: try without padding.
+	if n > 0 && n%align == 0 {
+		if raw := make([]byte, n); uintptr(unsafe.Pointer(unsafe.SliceData(raw)))&uintptr(align-1) == 0 {
+			return raw
+		}
+	}
 	raw := make([]byte, n+align)
 	addr := uintptr(unsafe.Pointer(unsafe.SliceData(raw)))
 	shift := int((uintptr(align) - addr&uintptr(align-1)) & uintptr(align-1))
