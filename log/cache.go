@@ -63,7 +63,7 @@ func (j *Journal) readMeta(daddr int64, length int, tx *Tx) ([]byte, error) {
 	if daddr < 0 || length <= 0 || daddr<<ondisk.BBShift+int64(length) > j.dev.Size() {
 		return nil, fmt.Errorf("metadata read of %d bytes at daddr %d outside the device", length, daddr)
 	}
-	out := ondisk.AlignedBuffer(length, 4096)
+	out := ondisk.AlignedBuffer(length, j.align(length))
 	for {
 		j.mu.Lock()
 		gen := j.evictGen
@@ -162,10 +162,21 @@ func (j *Journal) lockBuf(tx *Tx, daddr int64, length int) (b *cbuf, created boo
 		return nil, false, fmt.Errorf("buffer at daddr %d (%d bytes) overlaps the cached buffer at daddr %d (%d bytes)",
 			daddr, length, clash.daddr, len(clash.data))
 	}
-	b = &cbuf{daddr: daddr, owner: tx, absent: true, data: ondisk.AlignedBuffer(length, 4096)}
+	b = &cbuf{daddr: daddr, owner: tx, absent: true, data: ondisk.AlignedBuffer(length, j.align(length))}
 	j.bufs[daddr] = b
 	j.maxBufBBs = max(j.maxBufBBs, int64(length>>ondisk.BBShift))
 	return b, true, nil
+}
+
+// align is the alignment a buffer of length bytes needs for direct I/O on
+// the device: its logical sector (the device bounces anything else), or
+// 4096 when that is unknown; less padding than a page for small buffers.
+func (j *Journal) align(length int) int {
+	a := j.dev.SectorSize()
+	if a < ondisk.BBSize || a&(a-1) != 0 {
+		a = 4096
+	}
+	return min(a, 4096)
 }
 
 // unlockBuf releases tx's lock. A buffer with nothing pending leaves the
