@@ -388,8 +388,8 @@ func runAgainstKernel(t *testing.T, g geometry, n int) {
 		start = time.Now()
 		umount()
 		kernelTime += time.Since(start)
-		t.Logf("ops %d..%d: same mappings and sizes; %d transactions, %d checkpoints, %d KiB of log",
-			batch*1000, batch*1000+len(part), st.Transactions, st.Checkpoints, st.LogBytes>>10)
+		t.Logf("ops %d..%d: same mappings and sizes; %d transactions (%d follow-ups), %d checkpoints, %d KiB of log",
+			batch*1000, batch*1000+len(part), st.Transactions, st.FollowUps, st.Checkpoints, st.LogBytes>>10)
 	}
 	t.Logf("%d ops: xfsimg %v (repair checks excluded), kernel %v (mounts included)", len(ops), ourTime, kernelTime)
 

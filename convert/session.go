@@ -35,6 +35,9 @@ type Stats struct {
 	BlocksAlloc    int64 `json:"blocks_allocated"`
 	BlocksFreed    int64 `json:"blocks_freed"`
 	DataBytes      int64 `json:"data_bytes_zeroed"`
+	// FollowUps counts frees that the AG lock order put into a second
+	// transaction (committed into the same checkpoint as the first).
+	FollowUps int64 `json:"follow_up_transactions"`
 	log.Stats
 }
 
@@ -260,6 +263,7 @@ func (t *txn) commit() error {
 	if len(t.al.deferred) == 0 {
 		return nil
 	}
+	s.stats.FollowUps++
 	exts := t.al.deferred
 	sort.Slice(exts, func(a, b int) bool { return exts[a].StartBlock < exts[b].StartBlock })
 	tx, err := s.j.Begin(log.Reservation{})
