@@ -65,6 +65,11 @@ func runDemo(img string) error {
 		{"A file fragmented into 40 extents, so its map is a BMBT (a btree rooted in the inode).", []string{"inspect", img, "bmap", "/data/fragmented.bin"}},
 		{"Free space from both free-space btrees, as xfs_db freesp shows it.", []string{"inspect", img, "freesp"}},
 		{"One allocation group's free-space header, every field named as xfs_db names it.", []string{"inspect", img, "agf", "0"}},
+		{"Writing without mounting: preallocate 4 MiB as unwritten extents, punch a hole, each a journaled transaction in the image's own log.",
+			[]string{"convert", img, "/data/fragmented.bin", "-c", "falloc 1m 4m", "-c", "fpunch 2m 256k"}},
+		{"The new map: unwritten extents from the allocator, the hole left by the punch.", []string{"inspect", img, "bmap", "/data/fragmented.bin"}},
+		{"The log, left clean: the kernel mounts the image without recovery.", []string{"inspect", img, "log"}},
+		{"And the whole image checked: every btree, every block, every inode and directory.", []string{"check", img}},
 	}
 	for _, s := range steps {
 		fmt.Fprintf(stdout, "\n# %s\n$ xfsimg %s\n", s.why, strings.Join(s.args, " "))
