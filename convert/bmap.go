@@ -196,8 +196,10 @@ func (t *txn) allocHole(off, length uint64) (ondisk.Extent, error) {
 	if err := f.Insert(e); err != nil {
 		return ondisk.Extent{}, err
 	}
-	t.s.stats.ExtentsCreated++
-	t.s.stats.BlocksAlloc += int64(n)
+	t.s.addStats(func(st *Stats) {
+		st.ExtentsCreated++
+		st.BlocksAlloc += int64(n)
+	})
 	return e, nil
 }
 

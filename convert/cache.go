@@ -96,3 +96,22 @@ func (c *cachedDev) WriteAt(p []byte, off int64) (int, error) {
 	}
 	return n, err
 }
+
+// readData reads file data straight from the device, leaving the cache
+// to metadata. p and off must suit O_DIRECT.
+func (c *cachedDev) readData(p []byte, off int64) (int, error) {
+	return c.Storage.ReadAt(p, off)
+}
+
+// writeData writes file data straight to the device, without holding the
+// cache's lock (data writes run in parallel), and forgets cached pages it
+// overwrote: a block freed as metadata may come back as file data.
+func (c *cachedDev) writeData(p []byte, off int64) (int, error) {
+	n, err := c.Storage.WriteAt(p, off)
+	c.mu.Lock()
+	for pg := off / cachePage; pg <= (off+int64(len(p))-1)/cachePage; pg++ {
+		delete(c.pages, pg)
+	}
+	c.mu.Unlock()
+	return n, err
+}

@@ -57,7 +57,7 @@ func (t *txn) checkInode(onlyAllocates bool) error {
 // keepSize a size below the end grows to it (xfs_vn_setattr_size, here in
 // the last allocation's transaction). Running out of space is decided in
 // the first transaction, before anything changes.
-func (s *Session) Falloc(ino uint64, off, length int64, keepSize bool) error {
+func (s *Session) fallocDisk(ino uint64, off, length int64, keepSize bool) error {
 	if off < 0 || length <= 0 {
 		return fmt.Errorf("falloc %d %d: %w", off, length, ErrInvalid)
 	}
@@ -159,7 +159,7 @@ func (s *Session) Falloc(ino uint64, off, length int64, keepSize bool) error {
 // (below EOF), as FALLOC_FL_PUNCH_HOLE does on XFS (xfs_free_file_space):
 // at most two extents are unmapped per transaction, from the end of the
 // range down. The size does not change; mtime and ctime do.
-func (s *Session) Punch(ino uint64, off, length int64) error {
+func (s *Session) punchDisk(ino uint64, off, length int64) error {
 	if off < 0 || length <= 0 {
 		return fmt.Errorf("fpunch %d %d: %w", off, length, ErrInvalid)
 	}
@@ -174,27 +174,7 @@ func (s *Session) Punch(ino uint64, off, length int64) error {
 		t.cancel()
 		return err
 	}
-	bs := int64(s.g.BlockSize)
 	start, end := s.fsbUp(off), s.fsbDown(off+length)
-	// The partial blocks at the edges keep their mapping: zero them now.
-	if size := t.f.Core().Size; off < size {
-		to := min(off+length, size)
-		var err error
-		if start > end {
-			err = t.zero(off, to, size)
-		} else {
-			if hi := min(int64(start)*bs, to); off < hi {
-				err = t.zero(off, hi, size)
-			}
-			if lo := max(int64(end)*bs, off); err == nil && lo < to {
-				err = t.zero(lo, to, size)
-			}
-		}
-		if err != nil {
-			t.cancel()
-			return err
-		}
-	}
 	t.touch()
 	return s.unmap(t, start, end)
 }
@@ -204,7 +184,7 @@ func (s *Session) Punch(ino uint64, off, length int64) error {
 // (or keeping the size) zeroes the rest of a written block that holds the
 // new EOF and unmaps and frees every block past it, preallocation
 // included. mtime and ctime always move.
-func (s *Session) Truncate(ino uint64, size int64) error {
+func (s *Session) truncateDisk(ino uint64, size int64) error {
 	if size < 0 {
 		return fmt.Errorf("truncate %d: %w", size, ErrInvalid)
 	}
@@ -228,22 +208,11 @@ func (s *Session) Truncate(ino uint64, size int64) error {
 	return s.unmap(t, s.fsbUp(size), ondisk.MaxFileOff)
 }
 
-// setSize is the size change of xfs_setattr_size in an open transaction:
-// the zeroing (written blocks between the old and new EOF, or the rest of
-// a written block holding a lower new EOF), then the new size.
+// setSize sets the on-disk size in an open transaction. The zeroing that
+// goes with a size change (iomap_zero_range, iomap_truncate_page) went
+// through the page cache before.
 func (t *txn) setSize(size int64) error {
-	c := t.f.Core()
-	bs := int64(t.s.g.BlockSize)
-	if size > c.Size {
-		if err := t.zero(c.Size, size, size); err != nil {
-			return err
-		}
-	} else if rem := size % bs; rem != 0 {
-		if err := t.zero(size, size-rem+bs, size); err != nil {
-			return err
-		}
-	}
-	c.Size = size
+	t.f.Core().Size = size
 	return nil
 }
 
@@ -413,100 +382,4 @@ func (s *Session) freeExtents(t *txn, agno uint32) ([]ondisk.AllocRec, error) {
 	}
 	ag := &agf.AG{Geo: s.g, Agno: agno, AGF: f, Store: agf.AGStore{Geo: s.g, Agno: agno, Read: read}}
 	return ag.FreeExtents(ag.CntTree())
-}
-
-// zero writes zeros over the written blocks of bytes [from, to), as
-// iomap_zero_range does (holes and unwritten extents read as zeros
-// already). A block holding EOF that gets zeroed is zeroed past EOF too,
-// as writeback of the EOF page leaves it.
-func (t *txn) zero(from, to, eof int64) error {
-	if from >= to {
-		return nil
-	}
-	s := t.s
-	var exts []ondisk.Extent
-	for p := s.fsbDown(from); p < s.fsbUp(to); {
-		e, mapped, err := t.f.Lookup(p)
-		if err != nil {
-			return err
-		}
-		if !mapped {
-			if e.BlockCount == 0 {
-				break
-			}
-			p = e.StartOff
-			continue
-		}
-		if !e.Unwritten {
-			exts = append(exts, e)
-		}
-		p = e.End()
-	}
-	bs := int64(s.g.BlockSize)
-	eofLo, eofHi := eof, (eof/bs+1)*bs // post-EOF bytes of the EOF block
-	if eof%bs == 0 {
-		eofLo = eofHi
-	}
-	for _, e := range exts {
-		lo := max(from, int64(e.StartOff)*bs)
-		hi := min(to, int64(e.End())*bs)
-		if lo >= hi {
-			continue
-		}
-		// Writeback of a dirtied EOF block zeroes it past EOF.
-		if lo < eofHi && hi > eofHi-bs && eofLo < eofHi && int64(e.End())*bs >= eofHi {
-			if hi >= eofLo {
-				hi = max(hi, eofHi)
-			} else if err := s.zeroBytes(e, eofLo, eofHi); err != nil {
-				return err
-			}
-		}
-		if err := s.zeroBytes(e, lo, hi); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// zeroBytes zeroes file bytes [lo, hi) inside extent e on the device,
-// reading and rewriting partial blocks.
-func (s *Session) zeroBytes(e ondisk.Extent, lo, hi int64) error {
-	bs := int64(s.g.BlockSize)
-	dev := func(fileByte int64) int64 {
-		return s.g.FSBOffset(e.StartBlock) + fileByte - int64(e.StartOff)*bs
-	}
-	buf := ondisk.AlignedBuffer(int(bs), 4096)
-	// Partial head and tail blocks.
-	for _, blk := range []int64{lo / bs, (hi - 1) / bs} {
-		bl, bh := max(lo, blk*bs), min(hi, (blk+1)*bs)
-		if bl == blk*bs && bh == (blk+1)*bs {
-			continue
-		}
-		if _, err := s.dev.ReadAt(buf, dev(blk*bs)); err != nil {
-			return err
-		}
-		clear(buf[bl-blk*bs : bh-blk*bs])
-		if _, err := s.dev.WriteAt(buf, dev(blk*bs)); err != nil {
-			return err
-		}
-		s.stats.DataBytes += bh - bl
-		if lo/bs == (hi-1)/bs {
-			return nil
-		}
-	}
-	// Whole blocks in between.
-	first, last := (lo+bs-1)/bs, hi/bs
-	if first >= last {
-		return nil
-	}
-	zero := ondisk.AlignedBuffer(int(min((last-first)*bs, 1<<20)), 4096)
-	for b := first; b < last; {
-		n := min(last-b, int64(len(zero))/bs)
-		if _, err := s.dev.WriteAt(zero[:n*bs], dev(b*bs)); err != nil {
-			return err
-		}
-		s.stats.DataBytes += n * bs
-		b += n
-	}
-	return nil
 }

@@ -17,13 +17,25 @@ func TestParseCommand(t *testing.T) {
 		{"truncate 123", Command{Name: "truncate", Off: 123}, ""},
 		{"# only a comment", Command{}, ""},
 		{"", Command{}, ""},
-		{"falloc -p 0 4k", Command{}, "only -k"},
+		{"falloc -p 0 4k", Command{}, "option -p is not supported"},
+		{"pwrite 0 4k", Command{Name: "pwrite", Len: 4096}, ""},
+		{"pwrite -S 0x1234 -b 64k 1m 2b", Command{Name: "pwrite", Seed: 0x34, BSize: 65536, Off: 1 << 20, Len: 4096}, ""},
+		{"pwrite -S0 -q -i /x -s 1k -W 0 1k", Command{Name: "pwrite", Seed: 0, InFile: "/x", Skip: 1024, Sync: "fsync", Len: 1024}, ""},
+		{"pwrite -R 0 1k", Command{}, "option -R is not supported"},
+		{"pwrite -S", Command{}, "needs an argument"},
+		{"pwrite -S zz 0 1", Command{}, "non-numeric seed"},
+		{"sync_range -a 0 4k", Command{Name: "sync_range", Flags: "a", Len: 4096}, ""},
+		{"fzero -k 1 2", Command{Name: "fzero", Keep: true, Off: 1, Len: 2}, ""},
+		{"fsync", Command{Name: "fsync"}, ""},
+		{"fsync 1", Command{}, "usage"},
+		{"open /a/b", Command{Name: "open", Path: "/a/b"}, ""},
+		{"open", Command{}, "creating files is not implemented"},
 		{"falloc 0", Command{}, "usage"},
 		{"fpunch -1 4k", Command{}, "non-numeric offset argument -- -1"},
 		{"fpunch 0 x", Command{}, "non-numeric length argument -- x"},
 		{"truncate", Command{}, "usage"},
 		{"truncate 1 2", Command{}, "usage"},
-		{"pwrite 0 4k", Command{}, "unknown command"},
+		{"pread 0 4k", Command{}, "unknown command"},
 	}
 	for _, c := range cases {
 		got, err := ParseCommand(c.in, 3, 2048, 512)
@@ -38,6 +50,14 @@ func TestParseCommand(t *testing.T) {
 			continue
 		}
 		got.Line, got.Text = 0, ""
+		if c.want.Name != "pwrite" {
+			c.want.Seed, c.want.BSize = 0xcd, 4096
+		} else if c.want.BSize == 0 {
+			c.want.BSize = 4096
+			if c.want.Seed == 0 && c.want.InFile == "" {
+				c.want.Seed = 0xcd
+			}
+		}
 		if got != c.want {
 			t.Errorf("%q: %+v, want %+v", c.in, got, c.want)
 		}

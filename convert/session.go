@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"path"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/xfsimg/xfsimg/agf"
@@ -25,6 +26,16 @@ type Options struct {
 	Now func() time.Time
 	// Journal options (checkpoint size, crash hooks for tests).
 	Log log.Options
+	// Workers write back files in parallel (sync, and when the page
+	// cache is full); 0 means 4.
+	Workers int
+	// DirtyLimit bounds the bytes of file data the page cache holds
+	// (dirty or in flight); past it writers write back first, as the
+	// kernel's dirty throttling makes them. 0 means DefaultDirtyLimit.
+	DirtyLimit int64
+	// Hook, for tests, is called at the points where writeback and
+	// truncate drop the inode lock.
+	Hook Hook
 }
 
 // Stats count what a session did.
@@ -34,7 +45,13 @@ type Stats struct {
 	ExtentsRemoved int64 `json:"extents_removed"` // pieces unmapped and freed
 	BlocksAlloc    int64 `json:"blocks_allocated"`
 	BlocksFreed    int64 `json:"blocks_freed"`
-	DataBytes      int64 `json:"data_bytes_zeroed"`
+	DataZeroed     int64 `json:"data_bytes_zeroed"`
+	// The engine: buffered writes and writeback.
+	BytesWritten      int64 `json:"bytes_written"`      // by write calls, into the page cache
+	DataWrites        int64 `json:"data_writes"`        // device writes of file data
+	DataBytes         int64 `json:"data_bytes_written"` // bytes those wrote
+	DelallocConverted int64 `json:"delalloc_conversions"`
+	PeakCacheBytes    int64 `json:"peak_page_cache_bytes"`
 	// FollowUps counts frees that the AG lock order put into a second
 	// transaction (committed into the same checkpoint as the first).
 	FollowUps int64 `json:"follow_up_transactions"`
@@ -45,13 +62,20 @@ type Stats struct {
 // the journal every change goes through.
 type Session struct {
 	dev   ondisk.Storage
+	cdev  *cachedDev
 	fs    *xfs.FS
 	sb    *ondisk.Superblock
 	g     *ondisk.Geometry
 	j     *log.Journal
 	opt   Options
-	stats Stats
-	seqs  map[uint64]uint64 // fork sequence numbers, carried across transactions
+	mu     sync.Mutex        // guards stats, seqs, inodes
+	stats  Stats
+	seqs   map[uint64]uint64 // fork sequence numbers, carried across transactions
+	inodes map[uint64]*inode // files the engine has in core
+
+	cache  cacheBytes    // page cache size, all files
+	ioSem  chan struct{} // data writes in flight
+	mapper mapper
 
 	resv       []uint32 // per-AG metadata reservations (xfs_ag_resv)
 	maxLevels  int      // BMBT height bound: the worst-case split
@@ -64,7 +88,8 @@ type Session struct {
 // the kernel would: features the journal does not write, a dirty log,
 // realtime, quotas, stripe-aligned allocation.
 func Open(dev ondisk.Storage, opt Options) (*Session, error) {
-	dev = newCachedDev(dev, 256<<20)
+	cdev := newCachedDev(dev, 256<<20)
+	dev = cdev
 	f, err := xfs.New(dev)
 	if err != nil {
 		return nil, err
@@ -88,11 +113,19 @@ func Open(dev ondisk.Storage, opt Options) (*Session, error) {
 	if opt.Now == nil {
 		opt.Now = time.Now
 	}
-	s := &Session{dev: dev, fs: f, sb: sb, g: f.Geo, j: j, opt: opt, seqs: map[uint64]uint64{},
+	if opt.Workers <= 0 {
+		opt.Workers = 4
+	}
+	if opt.DirtyLimit <= 0 {
+		opt.DirtyLimit = DefaultDirtyLimit()
+	}
+	s := &Session{dev: dev, cdev: cdev, fs: f, sb: sb, g: f.Geo, j: j, opt: opt, seqs: map[uint64]uint64{},
+		inodes: map[uint64]*inode{}, ioSem: make(chan struct{}, 8), mapper: fixedMapper{},
 		maxLevels:  ondisk.BmbtMaxLevels(f.Geo),
 		allocLevel: ondisk.AllocMaxLevels(f.Geo),
 		maxUsable:  agMaxUsable(f.Geo, sb),
 	}
+	s.cache.cond = sync.NewCond(&s.cache.mu)
 	if s.resv, err = s.agReservations(); err != nil {
 		return nil, err
 	}
@@ -130,14 +163,42 @@ func (s *Session) Journal() *log.Journal { return s.j }
 
 // Stats returns what the session did so far, the journal's counts included.
 func (s *Session) Stats() Stats {
+	s.mu.Lock()
 	st := s.stats
+	s.mu.Unlock()
 	st.Stats = s.j.Stats()
+	s.cache.mu.Lock()
+	st.PeakCacheBytes = s.cache.peak
+	s.cache.mu.Unlock()
 	return st
 }
 
-// Close writes everything out and leaves the log clean.
+func (s *Session) addStats(fn func(*Stats)) {
+	s.mu.Lock()
+	fn(&s.stats)
+	s.mu.Unlock()
+}
+
+// Close writes every file's data back, closes them (trimming speculative
+// preallocation, as the last close of a file and its eviction at unmount
+// do), and leaves the log clean. After a failure it still leaves the log
+// as clean as the journal can.
 func (s *Session) Close() error {
-	return s.j.Close()
+	err := s.Sync()
+	for _, ino := range s.inodeList() {
+		if err == nil {
+			err = s.CloseFile(ino)
+		}
+	}
+	if err == nil {
+		if d := s.j.Delalloc(); d != 0 {
+			err = fmt.Errorf("%d blocks of delayed allocation left at close", d)
+		}
+	}
+	if cerr := s.j.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // Lookup resolves path to a regular file's inode number. Call it before
@@ -222,13 +283,20 @@ func (s *Session) begin(ino uint64, res int64) (*txn, error) {
 	if err != nil {
 		return nil, err
 	}
+	return s.beginTx(tx, ino, res)
+}
+
+// beginTx opens ino's data fork in tx.
+func (s *Session) beginTx(tx *log.Tx, ino uint64, res int64) (*txn, error) {
 	al := &txAlloc{al: agf.NewAllocator(tx, s.g), g: s.g, resv: s.resv}
 	f, err := bmbt.OpenFork(tx, s.g, al, ino, bmbt.DataFork)
 	if err != nil {
 		tx.Cancel()
 		return nil, err
 	}
+	s.mu.Lock()
 	f.SetSeq(s.seqs[ino])
+	s.mu.Unlock()
 	return &txn{s: s, res: res, tx: tx, al: al, f: f, ino: ino}, nil
 }
 
@@ -259,11 +327,13 @@ func (t *txn) commit() error {
 	if err := t.tx.Commit(); err != nil {
 		return err
 	}
+	s.mu.Lock()
 	s.seqs[t.ino] = t.f.Seq()
+	s.mu.Unlock()
 	if len(t.al.deferred) == 0 {
 		return nil
 	}
-	s.stats.FollowUps++
+	s.addStats(func(st *Stats) { st.FollowUps++ })
 	exts := t.al.deferred
 	sort.Slice(exts, func(a, b int) bool { return exts[a].StartBlock < exts[b].StartBlock })
 	tx, err := s.j.Begin(log.Reservation{})
@@ -295,8 +365,10 @@ func (t *txn) free(pieces []ondisk.Extent) error {
 		if err := t.al.Free(p.StartBlock, uint32(p.BlockCount)); err != nil {
 			return err
 		}
-		t.s.stats.ExtentsRemoved++
-		t.s.stats.BlocksFreed += int64(p.BlockCount)
+		t.s.addStats(func(st *Stats) {
+			st.ExtentsRemoved++
+			st.BlocksFreed += int64(p.BlockCount)
+		})
 	}
 	return nil
 }

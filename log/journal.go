@@ -70,7 +70,8 @@ type Journal struct {
 	fdblocks  int64 // committed in-core counters
 	icount    int64
 	ifree     int64
-	reserved  int64  // blocks held by open transactions
+	reserved  int64  // blocks held by open transactions and delayed allocations
+	delalloc  int64  // the part of reserved held by delayed allocations (Reserve)
 	setAside  int64  // free blocks no reservation may take (xfs_alloc_set_aside)
 	written   uint64 // sequence of the last checkpoint written back
 	stats     Stats

@@ -15,6 +15,11 @@ import (
 // not use.
 type Reservation struct {
 	Blocks int64
+	// Rsvd lets the reservation dip into the set-aside, as the kernel's
+	// XFS_TRANS_RESERVE does for the transactions writeback needs to
+	// finish work whose space was reserved earlier (delayed allocation
+	// conversion, unwritten extent conversion): they must not fail.
+	Rsvd bool
 }
 
 // Tx is a transaction: a set of buffer and inode changes that reach the
@@ -60,7 +65,11 @@ func (j *Journal) Begin(res Reservation) (*Tx, error) {
 	if j.closed {
 		return nil, errors.New("journal closed")
 	}
-	if avail := j.fdblocks - j.reserved - j.setAside; res.Blocks > avail {
+	avail := j.fdblocks - j.reserved - j.setAside
+	if res.Rsvd {
+		avail += j.setAside
+	}
+	if res.Blocks > avail {
 		return nil, fmt.Errorf("reserve %d blocks with %d available: %w", res.Blocks, max(avail, 0), ondisk.ErrNoSpace)
 	}
 	j.reserved += res.Blocks

@@ -1,0 +1,155 @@
+package convert
+
+import (
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/xfsimg/xfsimg/ondisk"
+)
+
+// inode is a file's in-core state while the session writes it: the VFS
+// inode and the xfs_inode together.
+//
+// Locks, outermost first: iolock (the VFS i_rwsem: writes, truncates,
+// punches of the file one at a time), wbMu (one writeback of the file at a
+// time), ilock (the extent state: the delayed extents, the fork through
+// transactions, the sizes), then the page cache's own mutex.
+type inode struct {
+	ino    uint64
+	iolock sync.Mutex
+	wbMu   sync.Mutex
+	ilock  sync.RWMutex
+
+	// seq is the data fork's if_seq: bumped under the exclusive ilock
+	// on every change of its extents, delayed or real, so that a
+	// writeback context can tell that a mapping it cached went stale.
+	seq atomic.Uint64
+
+	// Guarded by ilock.
+	del        *dtree
+	size       int64  // i_size: what reads see, past di_size while data is in flight
+	diskSize   int64  // di_size as committed
+	flags      uint16 // di_flags
+	timesDirty bool   // mtime and ctime to set in the next transaction
+
+	pc pageCache
+}
+
+// inode returns the in-core inode, reading it on first use.
+func (s *Session) inode(ino uint64) (*inode, error) {
+	s.mu.Lock()
+	ip := s.inodes[ino]
+	s.mu.Unlock()
+	if ip != nil {
+		return ip, nil
+	}
+	var core ondisk.Dinode
+	err := s.view(ino, func(t *txn) error {
+		if err := t.checkInode(true); err != nil {
+			return err
+		}
+		core = *t.f.Core()
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	ip = &inode{ino: ino, del: newDtree(), size: core.Size, diskSize: core.Size, flags: core.Flags}
+	ip.pc.init()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if old := s.inodes[ino]; old != nil {
+		return old, nil
+	}
+	s.inodes[ino] = ip
+	return ip, nil
+}
+
+// worstIndlen is xfs_bmap_worst_indlen: the BMBT blocks mapping length
+// blocks could need in the worst case, each record its own extent, plus
+// a split at every level above.
+func (s *Session) worstIndlen(length uint64) uint64 {
+	leaf := uint64(ondisk.BmbtMaxRecs(s.g.BlockSize, true))
+	node := uint64(ondisk.BmbtMaxRecs(s.g.BlockSize, false))
+	levels := uint64(s.maxLevels)
+	maxrecs := leaf
+	var total uint64
+	for level := uint64(0); level < levels; level++ {
+		length = (length + maxrecs - 1) / maxrecs
+		total += length
+		if length == 1 {
+			return total + levels - level - 1
+		}
+		maxrecs = node
+	}
+	return total
+}
+
+// mapping is what a file block maps to: a real extent (written or
+// unwritten), a delayed extent, or a hole, with its extent's range.
+type mapping struct {
+	off, len   uint64 // file blocks
+	startBlock uint64 // real extents: the file system block of off
+	kind       mapKind
+}
+
+type mapKind uint8
+
+const (
+	mapHole mapKind = iota
+	mapDelalloc
+	mapUnwritten
+	mapWritten
+)
+
+func (m mapping) end() uint64           { return m.off + m.len }
+func (m mapping) covers(off uint64) bool { return off >= m.off && off < m.end() }
+func (m mapping) real() bool            { return m.kind == mapUnwritten || m.kind == mapWritten }
+
+func (k mapKind) String() string {
+	return [...]string{"hole", "delalloc", "unwritten", "written"}[k]
+}
+
+func (m mapping) String() string {
+	return fmt.Sprintf("[%d,+%d) %v at %d", m.off, m.len, m.kind, m.startBlock)
+}
+
+// lookup maps file block off from the delayed extents and the fork. The
+// caller holds ilock (either way).
+func (s *Session) lookup(ip *inode, off uint64) (mapping, error) {
+	if d, ok := ip.del.find(off); ok {
+		return mapping{off: d.off, len: d.len, kind: mapDelalloc}, nil
+	}
+	var m mapping
+	err := s.view(ip.ino, func(t *txn) error {
+		var err error
+		m, err = t.lookupReal(ip, off)
+		return err
+	})
+	return m, err
+}
+
+// lookupReal maps off from the fork in an open transaction; a hole runs to
+// the next real or delayed extent.
+func (t *txn) lookupReal(ip *inode, off uint64) (mapping, error) {
+	e, ok, err := t.f.Lookup(off)
+	if err != nil {
+		return mapping{}, err
+	}
+	if ok {
+		k := mapWritten
+		if e.Unwritten {
+			k = mapUnwritten
+		}
+		return mapping{off: e.StartOff, len: e.BlockCount, startBlock: e.StartBlock, kind: k}, nil
+	}
+	end := uint64(ondisk.MaxFileOff)
+	if e.BlockCount != 0 {
+		end = e.StartOff
+	}
+	if d, ok := ip.del.next(off); ok {
+		end = min(end, d.off)
+	}
+	return mapping{off: off, len: end - off, kind: mapHole}, nil
+}

@@ -1,0 +1,112 @@
+package convert
+
+import (
+	"sync"
+
+	"github.com/google/btree"
+)
+
+// The page cache: a file's data between a write and its writeback, one
+// page per file system block. A page is dirty from the write until
+// writeback takes it; busy from then until its I/O completed (the page
+// lock plus the writeback bit: truncate and punch wait for it). Clean,
+// idle pages leave the cache at once, so the cache holds only what is
+// dirty or in flight and its size is what --dirty-limit bounds.
+type page struct {
+	blk   uint64
+	data  []byte
+	dirty bool
+	busy  bool
+}
+
+type pageCache struct {
+	mu   sync.Mutex
+	cond *sync.Cond
+	t    *btree.BTreeG[*page]
+}
+
+func (pc *pageCache) init() {
+	pc.cond = sync.NewCond(&pc.mu)
+	pc.t = btree.NewG(32, func(a, b *page) bool { return a.blk < b.blk })
+}
+
+// get returns the page of blk or nil. The caller holds pc.mu.
+func (pc *pageCache) get(blk uint64) *page {
+	p, _ := pc.t.Get(&page{blk: blk})
+	return p
+}
+
+// hasDirty reports whether any page of the file is dirty or in flight.
+func (pc *pageCache) hasDirty() bool {
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	return pc.t.Len() > 0
+}
+
+// takeDirty finds the first dirty page at or after blk and below end that
+// is not in flight, marks it busy and clean, and returns it. The caller
+// holds pc.mu.
+func (pc *pageCache) takeDirty(blk, end uint64) *page {
+	var got *page
+	pc.t.AscendRange(&page{blk: blk}, &page{blk: end}, func(p *page) bool {
+		if p.dirty && !p.busy {
+			got = p
+			return false
+		}
+		return true
+	})
+	if got != nil {
+		got.dirty, got.busy = false, true
+	}
+	return got
+}
+
+// waitIdle waits until no page in [lo, hi) is in flight. The caller holds
+// pc.mu.
+func (pc *pageCache) waitIdle(lo, hi uint64) {
+	for {
+		busy := false
+		pc.t.AscendRange(&page{blk: lo}, &page{blk: hi}, func(p *page) bool {
+			busy = p.busy
+			return !busy
+		})
+		if !busy {
+			return
+		}
+		pc.cond.Wait()
+	}
+}
+
+// pages lists the pages in [lo, hi). The caller holds pc.mu.
+func (pc *pageCache) pages(lo, hi uint64) []*page {
+	var out []*page
+	pc.t.AscendRange(&page{blk: lo}, &page{blk: hi}, func(p *page) bool {
+		out = append(out, p)
+		return true
+	})
+	return out
+}
+
+// cacheBytes counts the bytes the page caches of all files hold.
+type cacheBytes struct {
+	mu    sync.Mutex
+	cond  *sync.Cond
+	bytes int64
+	peak  int64
+}
+
+func (c *cacheBytes) add(n int64) {
+	c.mu.Lock()
+	c.bytes += n
+	c.peak = max(c.peak, c.bytes)
+	c.mu.Unlock()
+	if n < 0 {
+		c.cond.Broadcast()
+	}
+}
+
+func (c *cacheBytes) get() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.bytes
+}

@@ -1,0 +1,307 @@
+package convert
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"math/bits"
+
+	"github.com/xfsimg/xfsimg/ondisk"
+)
+
+// Write is one buffered write(2) of data at byte off into inode ino, as
+// the kernel's iomap buffered write does on XFS: the holes under the range
+// get delayed extents (data blocks plus the worst-case BMBT blocks,
+// reserved from the free count now, so that ENOSPC is decided here and
+// nothing changes when it is), an extending write reserves speculative
+// preallocation past EOF, and the data goes to the page cache, to reach
+// the disk at writeback. The in-core size grows at once; the on-disk size
+// when the data is written.
+func (s *Session) Write(ino uint64, off int64, data []byte) error {
+	if len(data) == 0 {
+		return nil
+	}
+	if off < 0 {
+		return fmt.Errorf("pwrite %d %d: %w", off, len(data), ErrInvalid)
+	}
+	if off > math.MaxInt64-int64(len(data)) || s.fsbUp(off+int64(len(data))) > ondisk.MaxFileOff {
+		return fmt.Errorf("pwrite %d %d: %w", off, len(data), ErrTooBig)
+	}
+	ip, err := s.inode(ino)
+	if err != nil {
+		return err
+	}
+	ip.iolock.Lock()
+	defer ip.iolock.Unlock()
+	if err := s.writable(ip); err != nil {
+		return err
+	}
+	end := off + int64(len(data))
+	partial, err := s.reserveWrite(ip, off, end)
+	if err != nil {
+		return fmt.Errorf("pwrite %d %d: %w", off, len(data), err)
+	}
+	if err := s.fillPages(ip, off, data, partial); err != nil {
+		return err
+	}
+	ip.ilock.Lock()
+	ip.size = max(ip.size, end)
+	ip.timesDirty = true
+	ip.ilock.Unlock()
+	s.addStats(func(st *Stats) { st.BytesWritten += int64(len(data)) })
+	return s.balanceDirty(ip)
+}
+
+// writable refuses what a write(2) without O_APPEND gets EPERM for, and
+// files whose writes would need what is not implemented.
+func (s *Session) writable(ip *inode) error {
+	return s.view(ip.ino, func(t *txn) error {
+		if err := t.checkInode(false); err != nil {
+			return err
+		}
+		return nil
+	})
+}
+
+// reserveWrite reserves delayed extents over the holes of the blocks the
+// write [off, end) touches, all or nothing, and returns the real written
+// mappings of the partial blocks at its edges (those blocks must be read
+// before the write fills the rest).
+func (s *Session) reserveWrite(ip *inode, off, end int64) (map[uint64]mapping, error) {
+	ip.ilock.Lock()
+	defer ip.ilock.Unlock()
+	bs := int64(s.g.BlockSize)
+	first, last := s.fsbDown(off), s.fsbUp(end)
+	partial := map[uint64]mapping{}
+	var got []dext
+	undo := func() {
+		for _, d := range got {
+			ip.del.remove(d.off, d.end(), s.worstIndlen)
+			s.j.Unreserve(int64(d.len + d.indlen))
+		}
+	}
+	changed := false
+	for p := first; p < last; {
+		m, err := s.lookup(ip, p)
+		if err != nil {
+			undo()
+			return nil, err
+		}
+		if m.kind != mapHole {
+			for _, b := range []uint64{first, last - 1} {
+				if m.covers(b) && m.kind == mapWritten {
+					partial[b] = m
+				}
+			}
+			p = m.end()
+			continue
+		}
+		hend := min(last, m.end())
+		eof := m.end() == ondisk.MaxFileOff
+		prealloc := uint64(0)
+		if eof && end > ip.size {
+			prealloc = s.preallocSize(ip, p, off, end)
+			if prealloc > 0 {
+				alignEnd := (end - 1) / (bs * int64(s.allocsizeBlocks())) * (bs * int64(s.allocsizeBlocks()))
+				pend := s.fsbDown(alignEnd) + prealloc
+				prealloc = 0
+				if pend > hend {
+					prealloc = pend - hend
+				}
+			}
+		}
+		d, err := s.reserveDelalloc(ip, p, hend-p, prealloc)
+		if err != nil {
+			undo()
+			return nil, err
+		}
+		got = append(got, d)
+		changed = true
+		p = hend
+	}
+	if changed {
+		ip.seq.Add(1)
+	}
+	needs := map[uint64]bool{}
+	if off%bs != 0 {
+		needs[first] = true
+	}
+	if end%bs != 0 {
+		needs[last-1] = true
+	}
+	for b := range partial {
+		if !needs[b] {
+			delete(partial, b)
+		}
+	}
+	return partial, nil
+}
+
+// reserveDelalloc is xfs_bmapi_reserve_delalloc: reserve length blocks at
+// off plus prealloc blocks past them, capped at the largest extent,
+// retrying without the preallocation when space is short.
+func (s *Session) reserveDelalloc(ip *inode, off, length, prealloc uint64) (dext, error) {
+	for {
+		alen := min(length+prealloc, ondisk.MaxExtLen)
+		if alen < length {
+			length = alen
+		}
+		ind := s.worstIndlen(alen)
+		err := s.j.Reserve(int64(alen+ind), s.keepBlocks())
+		if errors.Is(err, ondisk.ErrNoSpace) && prealloc > 0 {
+			prealloc = 0
+			continue
+		}
+		if err != nil {
+			return dext{}, err
+		}
+		d := dext{off: off, len: alen, indlen: ind}
+		if back := ip.del.add(d, s.worstIndlen); back > 0 {
+			s.j.Unreserve(int64(back))
+		}
+		return d, nil
+	}
+}
+
+// keepBlocks is what the kernel takes out of the free count at mount and
+// delayed allocation can never have: the per-AG reservations and the
+// reserve pool.
+func (s *Session) keepBlocks() int64 {
+	keep := s.defaultResBlks()
+	for _, r := range s.resv {
+		keep += int64(r)
+	}
+	return keep
+}
+
+// allocsizeBlocks is m_allocsize_blocks: 64 KiB of blocks, the default
+// speculative preallocation and its alignment.
+func (s *Session) allocsizeBlocks() uint64 {
+	return max(1, uint64(64<<10)/uint64(s.g.BlockSize))
+}
+
+// preallocSize is xfs_iomap_prealloc_size for an extending write [off,
+// end) whose first hole block is blk: nothing for small files; the default
+// after a hole; else twice the contiguous extents before it, rounded down
+// to a power of two and throttled as free space runs low.
+func (s *Session) preallocSize(ip *inode, blk uint64, off, end int64) uint64 {
+	bs := int64(s.g.BlockSize)
+	def := s.allocsizeBlocks()
+	if ip.size < int64(def)*bs {
+		return 0
+	}
+	prev, ok := s.prevExtent(ip, blk)
+	if !ok || prev.end() < blk {
+		return def
+	}
+	plen := prev.len
+	for prev.kind != mapDelalloc {
+		got, ok := s.prevExtent(ip, prev.off)
+		if !ok || plen > ondisk.MaxExtLen/2 || got.kind == mapDelalloc || got.end() != prev.off || got.startBlock+got.len != prev.startBlock {
+			break
+		}
+		plen += got.len
+		prev = got
+	}
+	alloc := plen * 2
+	if alloc > ondisk.MaxExtLen {
+		alloc = uint64(off / bs)
+	}
+	qblocks := alloc
+	alloc = min(alloc, uint64(1)<<bits.Len64(ondisk.MaxExtLen))
+	free := max(s.j.FreeBlocks(), 0)
+	shift := 0
+	low := int64(s.g.DBlocks) / 100
+	if free < low*5 {
+		shift = 2
+		for pct := int64(4); pct >= 1; pct-- {
+			if free < low*pct {
+				shift++
+			}
+		}
+	}
+	alloc = min(alloc, qblocks)
+	alloc >>= shift
+	if alloc > 0 {
+		alloc = uint64(1) << (bits.Len64(alloc) - 1)
+	}
+	alloc = min(alloc, ondisk.MaxExtLen)
+	for alloc > 0 && int64(alloc) >= free {
+		alloc >>= 4
+	}
+	return max(alloc, def)
+}
+
+// prevExtent returns the extent, real or delayed, that ends last at or
+// before file block blk (xfs_iext_prev_extent from a hole at blk or from
+// an extent starting at blk).
+func (s *Session) prevExtent(ip *inode, blk uint64) (mapping, bool) {
+	if blk == 0 {
+		return mapping{}, false
+	}
+	var best mapping
+	found := false
+	if d, ok := ip.del.prev(blk); ok {
+		best, found = mapping{off: d.off, len: d.len, kind: mapDelalloc}, true
+	}
+	_ = s.view(ip.ino, func(t *txn) error {
+		e, ok, err := t.f.Prev(blk)
+		if err != nil || !ok {
+			return err
+		}
+		if !found || e.StartOff > best.off {
+			k := mapWritten
+			if e.Unwritten {
+				k = mapUnwritten
+			}
+			best, found = mapping{off: e.StartOff, len: e.BlockCount, startBlock: e.StartBlock, kind: k}, true
+		}
+		return nil
+	})
+	return best, found
+}
+
+// fillPages copies data into the page cache, reading the partial blocks
+// at the edges that hold written data first.
+func (s *Session) fillPages(ip *inode, off int64, data []byte, partial map[uint64]mapping) error {
+	bs := int64(s.g.BlockSize)
+	end := off + int64(len(data))
+	pc := &ip.pc
+	for b := s.fsbDown(off); b < s.fsbUp(end); b++ {
+		lo, hi := max(off, int64(b)*bs), min(end, int64(b+1)*bs)
+		pc.mu.Lock()
+		p := pc.get(b)
+		pc.mu.Unlock()
+		if p == nil {
+			np := &page{blk: b, data: make([]byte, bs)}
+			if m, ok := partial[b]; ok && hi-lo < bs {
+				if err := s.readBlock(np.data, m, b); err != nil {
+					return err
+				}
+			}
+			pc.mu.Lock()
+			if p = pc.get(b); p == nil {
+				p = np
+				pc.t.ReplaceOrInsert(p)
+				s.cache.add(bs)
+			}
+			pc.mu.Unlock()
+		}
+		pc.mu.Lock()
+		copy(p.data[lo-int64(b)*bs:hi-int64(b)*bs], data[lo-off:hi-off])
+		p.dirty = true
+		pc.mu.Unlock()
+	}
+	return nil
+}
+
+// readBlock reads file block b, mapped by m, from the device.
+func (s *Session) readBlock(dst []byte, m mapping, b uint64) error {
+	buf := ondisk.AlignedBuffer(len(dst), 4096)
+	daddr := s.g.FSBOffset(m.startBlock + (b - m.off))
+	if _, err := s.cdev.readData(buf, daddr); err != nil {
+		return fmt.Errorf("read file block %d: %w", b, err)
+	}
+	copy(dst, buf)
+	return nil
+}

@@ -1,0 +1,275 @@
+package convert
+
+import (
+	"fmt"
+	"sync"
+
+	"github.com/xfsimg/xfsimg/log"
+	"github.com/xfsimg/xfsimg/ondisk"
+)
+
+// Writeback is the kernel's since 2019 (xfs_map_blocks with the fork
+// sequence numbers, xfs_bmapi_convert_delalloc): a context caches one
+// mapping and the fork's sequence number it was read at; a cached mapping
+// is used only while it covers the block and the number has not moved;
+// otherwise the block is looked up again, and a delayed extent found there
+// is converted whole, looked up again under the exclusive lock, so that
+// only what backs the page being written (the one thing nobody can take
+// away meanwhile) decides what is allocated. Holes are never allocated.
+
+// Hook points: where the kernel drops the inode lock in writeback and
+// truncate. Tests park goroutines there to force the races.
+const (
+	HookAfterLookup       = "wb.after_lookup_unlocked"
+	HookBetweenPages      = "wb.between_pages"
+	HookAfterPartialAlloc = "conv.after_partial_alloc"
+	HookBeforeSubmit      = "wb.before_submit"
+	HookTruncInvalidated  = "trunc.after_invalidate"
+)
+
+// Hook is called at a hook point with the inode and file block at hand.
+type Hook func(point string, ino, blk uint64)
+
+func (s *Session) hook(point string, ino, blk uint64) {
+	if s.opt.Hook != nil {
+		s.opt.Hook(point, ino, blk)
+	}
+}
+
+// wbCtx is the writeback context: xfs_writepage_ctx's iomap and seq.
+type wbCtx struct {
+	m     mapping
+	seq   uint64
+	valid bool
+}
+
+// mapper maps a dirty block for writeback. The engine has one; tests add
+// the pre-2019 one to show that the races they set up are real.
+type mapper interface {
+	mapBlock(s *Session, ip *inode, ctx *wbCtx, blk uint64) (mapping, error)
+}
+
+type fixedMapper struct{}
+
+// mapBlock is xfs_map_blocks for the data fork.
+func (fixedMapper) mapBlock(s *Session, ip *inode, ctx *wbCtx, blk uint64) (mapping, error) {
+	if ctx.valid && ctx.m.covers(blk) && ctx.seq == ip.seq.Load() {
+		return ctx.m, nil
+	}
+	ctx.valid = false
+	ip.ilock.RLock()
+	seq := ip.seq.Load()
+	m, err := s.lookup(ip, blk)
+	ip.ilock.RUnlock()
+	if err != nil {
+		return mapping{}, err
+	}
+	if m.kind == mapDelalloc {
+		s.hook(HookAfterLookup, ip.ino, blk)
+		if m, seq, err = s.convertDelalloc(ip, blk); err != nil {
+			return mapping{}, err
+		}
+	}
+	ctx.m, ctx.seq, ctx.valid = m, seq, m.real()
+	return m, nil
+}
+
+// convertDelalloc is xfs_bmapi_convert_delalloc: under the exclusive lock,
+// look block blk up again and allocate the whole delayed extent backing
+// it, unwritten, in one transaction; repeat while the allocation came back
+// short of blk. It returns the mapping covering blk as it is now (someone
+// else may have converted it, or punched it to a hole) and the sequence
+// number it was read at.
+func (s *Session) convertDelalloc(ip *inode, blk uint64) (mapping, uint64, error) {
+	for {
+		ip.ilock.Lock()
+		d, ok := ip.del.find(blk)
+		if !ok {
+			m, err := s.lookup(ip, blk)
+			seq := ip.seq.Load()
+			ip.ilock.Unlock()
+			return m, seq, err
+		}
+		e, err := s.allocDelalloc(ip, d)
+		if err != nil {
+			ip.ilock.Unlock()
+			return mapping{}, 0, err
+		}
+		var m mapping
+		covered := blk < e.End()
+		if covered {
+			m, err = s.lookup(ip, blk)
+		}
+		seq := ip.seq.Load()
+		ip.ilock.Unlock()
+		if covered || err != nil {
+			return m, seq, err
+		}
+		s.hook(HookAfterPartialAlloc, ip.ino, blk)
+	}
+}
+
+// allocDelalloc allocates delayed extent d from its start, as much as one
+// allocation gets, as unwritten blocks: the reservation made at write time
+// pays for it, and what the rest of d still needs stays reserved. The
+// caller holds ilock exclusively.
+func (s *Session) allocDelalloc(ip *inode, d dext) (ondisk.Extent, error) {
+	t, err := s.beginRsvd(ip.ino)
+	if err != nil {
+		return ondisk.Extent{}, err
+	}
+	if err := t.tx.TakeReserved(int64(d.len + d.indlen)); err != nil {
+		t.cancel()
+		return ondisk.Extent{}, err
+	}
+	nb := t.f.Core().NBlocks
+	e, err := t.allocHole(d.off, d.len)
+	if err != nil {
+		if rerr := t.tx.ReturnReserved(int64(d.len + d.indlen)); rerr != nil {
+			err = fmt.Errorf("%w (and %w)", err, rerr)
+		}
+		t.cancel()
+		return ondisk.Extent{}, fmt.Errorf("convert delayed extent [%d,+%d): %w", d.off, d.len, err)
+	}
+	used := t.f.Core().NBlocks - nb - e.BlockCount // BMBT blocks
+	left := d.len - e.BlockCount
+	var leftInd uint64
+	if left > 0 {
+		leftInd = min(s.worstIndlen(left), d.indlen-min(used, d.indlen))
+	}
+	if err := t.tx.ReturnReserved(int64(left + leftInd)); err != nil {
+		t.cancel()
+		return ondisk.Extent{}, err
+	}
+	if err := t.commit(); err != nil {
+		return ondisk.Extent{}, err
+	}
+	ip.del.del(d)
+	if left > 0 {
+		ip.del.put(dext{off: e.End(), len: left, indlen: leftInd})
+	}
+	ip.seq.Add(1)
+	s.addStats(func(st *Stats) { st.DelallocConverted++ })
+	return e, nil
+}
+
+// beginRsvd starts a transaction on ino's data fork for work whose space
+// was reserved before (writeback's), with room for a BMBT split taken
+// from the set-aside if need be.
+func (s *Session) beginRsvd(ino uint64) (*txn, error) {
+	tx, err := s.j.Begin(log.Reservation{Blocks: int64(s.maxLevels), Rsvd: true})
+	if err != nil {
+		if tx, err = s.j.Begin(log.Reservation{}); err != nil {
+			return nil, err
+		}
+	}
+	return s.beginTx(tx, ino, int64(s.maxLevels))
+}
+
+// maxIOBytes bounds one data write.
+const maxIOBytes = 4 << 20
+
+// writeback writes the dirty pages of file blocks [lo, hi) and waits for
+// them, as write_cache_pages with xfs_writepages does: in offset order,
+// contiguous blocks merged into one I/O, several I/Os in flight.
+func (s *Session) writeback(ip *inode, lo, hi uint64) error {
+	ip.wbMu.Lock()
+	defer ip.wbMu.Unlock()
+	var (
+		ctx   wbCtx
+		cur   *ioend
+		wg    sync.WaitGroup
+		errMu sync.Mutex
+		first error
+	)
+	fail := func(err error) {
+		errMu.Lock()
+		if first == nil {
+			first = err
+		}
+		errMu.Unlock()
+	}
+	submit := func(io *ioend) {
+		if io == nil {
+			return
+		}
+		s.hook(HookBeforeSubmit, ip.ino, io.off)
+		s.ioSem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-s.ioSem }()
+			if err := s.runIO(io); err != nil {
+				fail(err)
+			}
+		}()
+	}
+	bs := uint64(s.g.BlockSize)
+	pc := &ip.pc
+	for n := 0; ; n++ {
+		pc.mu.Lock()
+		p := pc.takeDirty(lo, hi)
+		pc.mu.Unlock()
+		if p == nil {
+			break
+		}
+		if n > 0 {
+			s.hook(HookBetweenPages, ip.ino, p.blk)
+		}
+		lo = p.blk + 1
+		m, err := s.mapper.mapBlock(s, ip, &ctx, p.blk)
+		if err == nil && !m.real() {
+			ip.ilock.RLock()
+			size := ip.size
+			ip.ilock.RUnlock()
+			if int64(p.blk*bs) >= size {
+				// Past EOF (truncated meanwhile): nothing to write.
+				s.dropPage(ip, p)
+				continue
+			}
+			err = fmt.Errorf("inode %d: dirty file block %d over a %v below EOF", ip.ino, p.blk, m.kind)
+		}
+		if err != nil {
+			s.redirty(ip, p)
+			fail(err)
+			break
+		}
+		dblk := m.startBlock + (p.blk - m.off)
+		if cur != nil && (p.blk != cur.off+uint64(len(cur.pages)) || dblk != cur.dblk+uint64(len(cur.pages)) ||
+			uint64(len(cur.pages)+1)*bs > maxIOBytes) {
+			submit(cur)
+			cur = nil
+		}
+		if cur == nil {
+			cur = s.newIoend(ip, p.blk, dblk)
+		}
+		cur.unwritten = cur.unwritten || m.kind == mapUnwritten
+		s.addPage(cur, p)
+	}
+	submit(cur)
+	wg.Wait()
+	return first
+}
+
+// redirty puts a page writeback could not map back as it was.
+func (s *Session) redirty(ip *inode, p *page) {
+	pc := &ip.pc
+	pc.mu.Lock()
+	p.busy, p.dirty = false, true
+	pc.cond.Broadcast()
+	pc.mu.Unlock()
+}
+
+// dropPage takes a page writeback found nothing to write for out of the
+// cache.
+func (s *Session) dropPage(ip *inode, p *page) {
+	pc := &ip.pc
+	pc.mu.Lock()
+	p.busy = false
+	if !p.dirty {
+		pc.t.Delete(p)
+		s.cache.add(-int64(len(p.data)))
+	}
+	pc.cond.Broadcast()
+	pc.mu.Unlock()
+}
