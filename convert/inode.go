@@ -103,9 +103,9 @@ const (
 	mapWritten
 )
 
-func (m mapping) end() uint64           { return m.off + m.len }
+func (m mapping) end() uint64            { return m.off + m.len }
 func (m mapping) covers(off uint64) bool { return off >= m.off && off < m.end() }
-func (m mapping) real() bool            { return m.kind == mapUnwritten || m.kind == mapWritten }
+func (m mapping) real() bool             { return m.kind == mapUnwritten || m.kind == mapWritten }
 
 func (k mapKind) String() string {
 	return [...]string{"hole", "delalloc", "unwritten", "written"}[k]

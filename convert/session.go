@@ -61,14 +61,14 @@ type Stats struct {
 // Session is an image open for conversion: the device, its file system and
 // the journal every change goes through.
 type Session struct {
-	dev   ondisk.Storage
-	cdev  *cachedDev
-	fs    *xfs.FS
-	sb    *ondisk.Superblock
-	g     *ondisk.Geometry
-	j     *log.Journal
-	opt   Options
-	mu     sync.Mutex        // guards stats, seqs, inodes
+	dev    ondisk.Storage
+	cdev   *cachedDev
+	fs     *xfs.FS
+	sb     *ondisk.Superblock
+	g      *ondisk.Geometry
+	j      *log.Journal
+	opt    Options
+	mu     sync.Mutex // guards stats, seqs, inodes
 	stats  Stats
 	seqs   map[uint64]uint64 // fork sequence numbers, carried across transactions
 	inodes map[uint64]*inode // files the engine has in core
