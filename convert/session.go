@@ -72,6 +72,7 @@ type Session struct {
 	stats  Stats
 	seqs   map[uint64]uint64 // fork sequence numbers, carried across transactions
 	inodes map[uint64]*inode // files the engine has in core
+	closed bool
 
 	cache  cacheBytes    // page cache size, all files
 	ioSem  chan struct{} // data writes in flight
@@ -184,6 +185,13 @@ func (s *Session) addStats(fn func(*Stats)) {
 // do), and leaves the log clean. After a failure it still leaves the log
 // as clean as the journal can.
 func (s *Session) Close() error {
+	s.mu.Lock()
+	closed := s.closed
+	s.closed = true
+	s.mu.Unlock()
+	if closed {
+		return nil
+	}
 	err := s.Sync()
 	for _, ino := range s.inodeList() {
 		if err == nil {
