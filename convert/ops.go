@@ -49,7 +49,7 @@ func (t *txn) checkInode(onlyAllocates bool) error {
 	return nil
 }
 
-// Falloc preallocates [off, off+length) as fallocate(2) with mode 0 (or
+// fallocDisk is Falloc's on-disk part: it preallocates [off, off+length) as fallocate(2) with mode 0 (or
 // FALLOC_FL_KEEP_SIZE when keepSize) does on XFS: every hole in the
 // block-rounded range gets unwritten extents, one allocation per
 // transaction (xfs_alloc_file_space), mapped extents stay as they are, the
@@ -154,11 +154,11 @@ func (s *Session) fallocDisk(ino uint64, off, length int64, keepSize bool) error
 	return nil
 }
 
-// Punch unmaps the blocks wholly inside [off, off+length) and frees them,
-// and zeroes the partial blocks at the edges where they hold written data
-// (below EOF), as FALLOC_FL_PUNCH_HOLE does on XFS (xfs_free_file_space):
-// at most two extents are unmapped per transaction, from the end of the
-// range down. The size does not change; mtime and ctime do.
+// punchDisk is Punch's on-disk part: it unmaps the blocks wholly inside
+// [off, off+length) and frees them, as FALLOC_FL_PUNCH_HOLE does on XFS
+// (xfs_free_file_space), several extents per transaction from the end of
+// the range down. The size does not change; mtime and ctime do. The
+// partial blocks at the edges are Punch's, through the page cache.
 func (s *Session) punchDisk(ino uint64, off, length int64) error {
 	if off < 0 || length <= 0 {
 		return fmt.Errorf("fpunch %d %d: %w", off, length, ErrInvalid)
@@ -179,11 +179,10 @@ func (s *Session) punchDisk(ino uint64, off, length int64) error {
 	return s.unmap(t, start, end)
 }
 
-// Truncate sets the size as ftruncate(2) does on XFS (xfs_setattr_size):
-// growing zeroes written blocks between the old and new EOF; shrinking
-// (or keeping the size) zeroes the rest of a written block that holds the
-// new EOF and unmaps and frees every block past it, preallocation
-// included. mtime and ctime always move.
+// truncateDisk is Truncate's on-disk part: it logs the new size and
+// unmaps and frees every block past it, preallocation included, as
+// xfs_setattr_size does after the page cache work. mtime and ctime always
+// move.
 func (s *Session) truncateDisk(ino uint64, size int64) error {
 	if size < 0 {
 		return fmt.Errorf("truncate %d: %w", size, ErrInvalid)
