@@ -74,6 +74,7 @@ type Session struct {
 	inodes map[uint64]*inode // files the engine has in core
 
 	cache  cacheBytes    // page cache size, all files
+	bufs   pageBufs      // page buffers to reuse
 	ioSem  chan struct{} // data writes in flight
 	mapper mapper
 
@@ -126,6 +127,7 @@ func Open(dev ondisk.Storage, opt Options) (*Session, error) {
 		maxUsable:  agMaxUsable(f.Geo, sb),
 	}
 	s.cache.cond = sync.NewCond(&s.cache.mu)
+	s.bufs.max = int(opt.DirtyLimit / int64(f.Geo.BlockSize))
 	if s.resv, err = s.agReservations(); err != nil {
 		return nil, err
 	}
