@@ -99,7 +99,11 @@ func runConvert(image, path, script string, cmdline []string, opt convert.Option
 	}
 	// Close writes what was committed and leaves the log clean, also after
 	// a failed command.
+	closed := false
 	defer func() {
+		if closed {
+			return
+		}
 		if cerr := s.Close(); cerr != nil && err == nil {
 			err = fmt.Errorf("%s: close log: %w", image, cerr)
 		}
@@ -150,6 +154,7 @@ func runConvert(image, path, script string, cmdline []string, opt convert.Option
 	if bar != nil {
 		bar.Finish()
 	}
+	closed = true
 	if err := s.Close(); err != nil {
 		return fmt.Errorf("%s: close log: %w", image, err)
 	}

@@ -101,7 +101,11 @@ func runWrite(image, path, from string, off int64, opt convert.Options) (err err
 	if err != nil {
 		return fmt.Errorf("%s: %w", image, err)
 	}
+	closed := false
 	defer func() {
+		if closed {
+			return
+		}
 		if cerr := s.Close(); cerr != nil && err == nil {
 			err = fmt.Errorf("%s: close log: %w", image, cerr)
 		}
@@ -131,6 +135,7 @@ func runWrite(image, path, from string, off int64, opt convert.Options) (err err
 	if err := s.CloseFile(ino); err != nil {
 		return fmt.Errorf("%s: %s: close: %w", image, path, err)
 	}
+	closed = true
 	if err := s.Close(); err != nil {
 		return fmt.Errorf("%s: close log: %w", image, err)
 	}
