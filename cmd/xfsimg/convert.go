@@ -78,7 +78,7 @@ changes anything. The image must not be mounted and its log must be clean.`,
 	}
 	c.Flags().StringArrayVarP(&cmds, "command", "c", nil, "an xfs_io command (repeatable)")
 	c.Flags().StringVarP(&script, "file", "f", "", "a script of xfs_io commands, one per line")
-	eng.add(c)
+	eng.add(c, "")
 	return c
 }
 

@@ -20,9 +20,13 @@ type engineFlags struct {
 	dirtyLimit string
 }
 
-func (e *engineFlags) add(c *cobra.Command) {
+func (e *engineFlags) add(c *cobra.Command, defaultLimit string) {
 	c.Flags().IntVar(&e.workers, "workers", 0, "files written back in parallel (default 4)")
-	c.Flags().StringVar(&e.dirtyLimit, "dirty-limit", "", "most file data held in memory before writeback, e.g. 64m (default a tenth of RAM, 64m to 1g)")
+	help := "most file data held in memory before writeback, e.g. 64m (default a tenth of RAM, 64m to 1g)"
+	if defaultLimit != "" {
+		help = "most file data held in memory before writeback"
+	}
+	c.Flags().StringVar(&e.dirtyLimit, "dirty-limit", defaultLimit, help)
 }
 
 // options turns the flags into the engine's Options.
@@ -92,5 +96,5 @@ func setGC(opt convert.Options) {
 	if dl <= 0 {
 		dl = convert.DefaultDirtyLimit()
 	}
-	debug.SetMemoryLimit(dl + 48<<20)
+	debug.SetMemoryLimit(dl + max(48<<20, dl/4))
 }
