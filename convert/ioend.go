@@ -66,6 +66,8 @@ func (s *Session) runIO(io *ioend) error {
 		if !p.dirty {
 			pc.t.Delete(p)
 			s.cache.add(-bs)
+			s.bufs.put(p.data)
+			p.data = nil
 		}
 	}
 	pc.cond.Broadcast()

@@ -110,3 +110,40 @@ func (c *cacheBytes) get() int64 {
 	defer c.mu.Unlock()
 	return c.bytes
 }
+
+// pageBufs keeps the data buffers of pages that left the cache for the
+// next pages: a long write then reuses the same DirtyLimit worth of
+// buffers instead of making a block's worth of garbage per block written
+// (which made the Go heap, and so the resident set, grow to several times
+// the limit between collections).
+type pageBufs struct {
+	mu   sync.Mutex
+	free [][]byte
+	max  int
+}
+
+// get returns a zeroed buffer of n bytes.
+func (b *pageBufs) get(n int) []byte {
+	b.mu.Lock()
+	if k := len(b.free); k > 0 {
+		buf := b.free[k-1]
+		b.free = b.free[:k-1]
+		b.mu.Unlock()
+		if len(buf) == n {
+			clear(buf)
+			return buf
+		}
+	} else {
+		b.mu.Unlock()
+	}
+	return make([]byte, n)
+}
+
+// put keeps buf for reuse; the caller must hold no reference to it.
+func (b *pageBufs) put(buf []byte) {
+	b.mu.Lock()
+	if len(b.free) < b.max {
+		b.free = append(b.free, buf)
+	}
+	b.mu.Unlock()
+}

@@ -75,6 +75,7 @@ type Session struct {
 	closed bool
 
 	cache  cacheBytes    // page cache size, all files
+	bufs   pageBufs      // page buffers to reuse
 	ioSem  chan struct{} // data writes in flight
 	mapper mapper
 
@@ -127,6 +128,7 @@ func Open(dev ondisk.Storage, opt Options) (*Session, error) {
 		maxUsable:  agMaxUsable(f.Geo, sb),
 	}
 	s.cache.cond = sync.NewCond(&s.cache.mu)
+	s.bufs.max = int(opt.DirtyLimit / int64(f.Geo.BlockSize))
 	if s.resv, err = s.agReservations(); err != nil {
 		return nil, err
 	}

@@ -234,6 +234,8 @@ func (s *Session) dropPages(ip *inode, lo, hi uint64) {
 	for _, p := range pc.pages(lo, hi) {
 		pc.t.Delete(p)
 		s.cache.add(-int64(len(p.data)))
+		s.bufs.put(p.data)
+		p.data = nil
 	}
 }
 
@@ -269,7 +271,7 @@ func (s *Session) zeroRange(ip *inode, from, to int64) (bool, error) {
 			if p != nil || m.kind != mapWritten {
 				continue
 			}
-			np := &page{blk: b, data: make([]byte, bs)}
+			np := &page{blk: b, data: s.bufs.get(int(bs))}
 			if hi-lo < bs {
 				if err := s.readBlock(np.data, m, b); err != nil {
 					return dirtied, err

@@ -269,25 +269,32 @@ func (s *Session) fillPages(ip *inode, off int64, data []byte, partial map[uint6
 	pc := &ip.pc
 	for b := s.fsbDown(off); b < s.fsbUp(end); b++ {
 		lo, hi := max(off, int64(b)*bs), min(end, int64(b+1)*bs)
+		// The page is found and filled under one hold of the lock: a
+		// page in flight can complete and leave the cache as soon as
+		// the lock is dropped.
 		pc.mu.Lock()
-		p := pc.get(b)
-		pc.mu.Unlock()
-		if p == nil {
-			np := &page{blk: b, data: make([]byte, bs)}
-			if m, ok := partial[b]; ok && hi-lo < bs {
-				if err := s.readBlock(np.data, m, b); err != nil {
-					return err
-				}
-			}
-			pc.mu.Lock()
-			if p = pc.get(b); p == nil {
-				p = np
-				pc.t.ReplaceOrInsert(p)
-				s.cache.add(bs)
-			}
+		if p := pc.get(b); p != nil {
+			copy(p.data[lo-int64(b)*bs:hi-int64(b)*bs], data[lo-off:hi-off])
+			p.dirty = true
 			pc.mu.Unlock()
+			continue
+		}
+		pc.mu.Unlock()
+		np := &page{blk: b, data: s.bufs.get(int(bs))}
+		if m, ok := partial[b]; ok && hi-lo < bs {
+			if err := s.readBlock(np.data, m, b); err != nil {
+				return err
+			}
 		}
 		pc.mu.Lock()
+		p := pc.get(b)
+		if p == nil {
+			p = np
+			pc.t.ReplaceOrInsert(p)
+			s.cache.add(bs)
+		} else {
+			s.bufs.put(np.data)
+		}
 		copy(p.data[lo-int64(b)*bs:hi-int64(b)*bs], data[lo-off:hi-off])
 		p.dirty = true
 		pc.mu.Unlock()

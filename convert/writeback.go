@@ -269,6 +269,8 @@ func (s *Session) dropPage(ip *inode, p *page) {
 	if !p.dirty {
 		pc.t.Delete(p)
 		s.cache.add(-int64(len(p.data)))
+		s.bufs.put(p.data)
+		p.data = nil
 	}
 	pc.cond.Broadcast()
 	pc.mu.Unlock()

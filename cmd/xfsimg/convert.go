@@ -4,18 +4,17 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 	"github.com/xfsimg/xfsimg/convert"
 	"github.com/xfsimg/xfsimg/ondisk"
-	"golang.org/x/term"
 )
 
 type convertJSON struct {
-	Path    string  `json:"path"`
+	Path    string  `json:"path"` // the file open at the end
 	Inode   uint64  `json:"inode"`
 	Seconds float64 `json:"seconds"`
 	convert.Stats
@@ -24,44 +23,68 @@ type convertJSON struct {
 func newConvertCmd() *cobra.Command {
 	var cmds []string
 	var script string
+	var eng engineFlags
 	c := &cobra.Command{
-		Use:   "convert IMAGE PATH [-c CMD]... [-f SCRIPT]",
-		Short: "Preallocate, punch and truncate a file as xfs_io would, through the image's log",
+		Use:   "convert IMAGE PATH [-c CMD]... [-f SCRIPT] [--workers N] [--dirty-limit SIZE]",
+		Short: "Write, preallocate, punch and truncate files as xfs_io would, through the image's log",
 		Long: `convert changes the regular file PATH in IMAGE with xfs_io's commands, with
 the Linux kernel's semantics, without mounting the image:
 
+  pwrite [-S seed] [-b bsize] [-i file [-s skip]] [-w|-W] OFFSET LENGTH
+                              buffered writes of bsize bytes (default 4k)
+                              filled with the seed byte (default 0xcd) or
+                              read from the host file at skip; -w fdatasync,
+                              -W fsync after them
+  fsync, fdatasync            write the file's data back and force the log
+  sync_range [-a|-b|-w] OFFSET LENGTH
+                              write back the dirty data of the range (no log
+                              force)
+  sync                        write back every file, force the log
   falloc [-k] OFFSET LENGTH   preallocate (unwritten extents over the holes of
                               the block-rounded range); the size grows to the
                               end of the range unless -k
   fpunch OFFSET LENGTH        unmap and free the whole blocks of the range,
                               zero its written partial blocks; size unchanged
+  fzero [-k] OFFSET LENGTH    zero the range (unwritten extents over whole
+                              blocks, zeroed partial blocks); the size grows
+                              unless -k
   truncate SIZE               set the size, freeing every block past it
+  open PATH                   go on with another file of the image (closing
+                              the current one as its last close would); the
+                              file must exist: creating files is not
+                              implemented yet
 
 Sizes take xfs_io's units: 4k, 1m, 2g, 0x1000, 8b (blocks), 2s (sectors).
 Commands come from -c (repeatable) and -f SCRIPT (one per line, '#' starts a
-comment); the script runs first. Each command is one or more transactions in
-the file system's own log, and the log is left clean. A command that fails
-stops the run: the commands before it stay done; a falloc that does not fit
-in the free space fails before it changes anything. The image must not be
-mounted and its log must be clean.`,
+comment); the script runs first. Writes go to a page cache of at most
+--dirty-limit bytes and reach the image at writeback (fsync, sync,
+sync_range, a full cache, the end of the run), allocated then as the
+kernel's delayed allocation does, by --workers files at a time. Each change
+is one or more transactions in the file system's own log, and the log is
+left clean. A command that fails stops the run: the commands before it stay
+done; a write or falloc that does not fit in the free space fails before it
+changes anything. The image must not be mounted and its log must be clean.`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(cmds) == 0 && script == "" {
 				return fmt.Errorf("no commands: give -c CMD or -f SCRIPT")
 			}
-			return runConvert(args[0], args[1], script, cmds)
+			opt, err := eng.options()
+			if err != nil {
+				return err
+			}
+			return runConvert(args[0], args[1], script, cmds, opt)
 		},
 	}
 	c.Flags().StringArrayVarP(&cmds, "command", "c", nil, "an xfs_io command (repeatable)")
 	c.Flags().StringVarP(&script, "file", "f", "", "a script of xfs_io commands, one per line")
+	eng.add(c, "")
 	return c
 }
 
-func runConvert(image, path, script string, cmdline []string) (err error) {
+func runConvert(image, path, script string, cmdline []string, opt convert.Options) (err error) {
 	start := time.Now()
-	// Transactions make short-lived garbage quickly while the live heap
-	// stays small: collect less often.
-	debug.SetGCPercent(400)
+	setGC(opt)
 	dev, err := ondisk.Open(image, ondisk.OpenOptions{
 		Write: true, Buffered: gflags.buffered, NoWait: true,
 		Warnf: func(format string, args ...any) { fmt.Fprintf(stderr, "xfsimg: "+format+"\n", args...) },
@@ -70,13 +93,17 @@ func runConvert(image, path, script string, cmdline []string) (err error) {
 		return writeOpenError(image, err)
 	}
 	defer dev.Close()
-	s, err := convert.Open(dev, convert.Options{})
+	s, err := convert.Open(dev, opt)
 	if err != nil {
 		return fmt.Errorf("%s: %w", image, err)
 	}
 	// Close writes what was committed and leaves the log clean, also after
 	// a failed command.
+	closed := false
 	defer func() {
+		if closed {
+			return
+		}
 		if cerr := s.Close(); cerr != nil && err == nil {
 			err = fmt.Errorf("%s: close log: %w", image, cerr)
 		}
@@ -106,16 +133,15 @@ func runConvert(image, path, script string, cmdline []string) (err error) {
 	}
 	ino, err := s.Lookup(path)
 	if err != nil {
-		return err
+		return describeLookup(err)
 	}
+	r := &convert.Runner{S: s, Path: path, Ino: ino}
 	var bar *progressbar.ProgressBar
-	if f, ok := stderr.(*os.File); ok && len(cmds) >= 1000 && term.IsTerminal(int(f.Fd())) {
-		bar = progressbar.NewOptions(len(cmds), progressbar.OptionSetWriter(f),
-			progressbar.OptionSetDescription("convert"), progressbar.OptionShowCount(),
-			progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionClearOnFinish())
+	if len(cmds) >= 1000 || writesBytes(cmds) >= 64<<20 {
+		bar = newBar(int64(len(cmds)), "convert", false)
 	}
 	for _, c := range cmds {
-		if err := s.Run(ino, c); err != nil {
+		if err := r.Run(c); err != nil {
 			if bar != nil {
 				bar.Clear()
 			}
@@ -128,6 +154,7 @@ func runConvert(image, path, script string, cmdline []string) (err error) {
 	if bar != nil {
 		bar.Finish()
 	}
+	closed = true
 	if err := s.Close(); err != nil {
 		return fmt.Errorf("%s: close log: %w", image, err)
 	}
@@ -135,10 +162,10 @@ func runConvert(image, path, script string, cmdline []string) (err error) {
 		return fmt.Errorf("%s: %w", image, err)
 	}
 	st := s.Stats()
-	out := convertJSON{Path: path, Inode: ino, Seconds: time.Since(start).Seconds(), Stats: st}
+	out := convertJSON{Path: r.Path, Inode: r.Ino, Seconds: time.Since(start).Seconds(), Stats: st}
 	return output(out, func() error {
-		_, err := fmt.Fprintf(stdout, "%s: %d commands, %d extents created, %d removed, %d transactions in %d checkpoints, %s of log\n",
-			path, st.Ops, st.ExtentsCreated, st.ExtentsRemoved, st.Transactions, st.Checkpoints, humanBytes(uint64(st.LogBytes)))
+		_, err := fmt.Fprintf(stdout, "%s: %d commands, %s written, %d extents created, %d removed, %d transactions in %d checkpoints, %s of log\n",
+			r.Path, st.Ops, humanBytes(uint64(st.BytesWritten)), st.ExtentsCreated, st.ExtentsRemoved, st.Transactions, st.Checkpoints, humanBytes(uint64(st.LogBytes)))
 		return err
 	})
 }
@@ -146,6 +173,8 @@ func runConvert(image, path, script string, cmdline []string) (err error) {
 // describeConvert words the errors a user meets as the kernel's would be.
 func describeConvert(err error) error {
 	switch {
+	case strings.Contains(err.Error(), "no such file or directory"):
+		return describeLookup(err)
 	case errors.Is(err, ondisk.ErrNoSpace):
 		return fmt.Errorf("%w (no space left on device; the image is unchanged by this command)", err)
 	}

@@ -111,9 +111,10 @@ func TestConvertRefusals(t *testing.T) {
 		{"not a regular file", []string{"convert", img, "/d", "-c", "truncate 0"}},
 		{"no space left on device", []string{"convert", img, "/f", "-c", "falloc 0 1g"}},
 		{"no space left on device", []string{"convert", img, "/f", "-c", "falloc -k 10m 600m"}},
-		{"unknown command", []string{"convert", img, "/f", "-c", "pwrite 0 4k"}},
+		{"unknown command", []string{"convert", img, "/f", "-c", "pread 0 4k"}},
+		{"creating files is not implemented yet", []string{"convert", img, "/f", "-c", "open /nope"}},
 		{"non-numeric offset argument -- -1", []string{"convert", img, "/f", "-c", "fpunch -1 4k"}},
-		{"only -k", []string{"convert", img, "/f", "-c", "falloc -p 0 4k"}},
+		{"option -p is not supported", []string{"convert", img, "/f", "-c", "falloc -p 0 4k"}},
 		{"invalid argument", []string{"convert", img, "/f", "-c", "falloc 0 0"}},
 		{"no commands", []string{"convert", img, "/f"}},
 	} {

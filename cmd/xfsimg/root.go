@@ -30,7 +30,7 @@ device allows it. Sizes accept xfs_io units (4k, 1m, 2g).`,
 	}
 	root.PersistentFlags().BoolVar(&gflags.json, "json", false, "print JSON instead of tables")
 	root.PersistentFlags().BoolVar(&gflags.buffered, "buffered", false, "use buffered I/O instead of O_DIRECT")
-	root.AddCommand(newInspectCmd(), newLsCmd(), newCatCmd(), newReadlinkCmd(), newCheckCmd(), newDemoCmd(), newLabelCmd(), newRecoverCmd(), newConvertCmd())
+	root.AddCommand(newInspectCmd(), newLsCmd(), newCatCmd(), newReadlinkCmd(), newCheckCmd(), newDemoCmd(), newLabelCmd(), newRecoverCmd(), newConvertCmd(), newWriteCmd())
 	return root
 }
 

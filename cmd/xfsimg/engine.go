@@ -1,0 +1,100 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+	"github.com/xfsimg/xfsimg/convert"
+	"github.com/xfsimg/xfsimg/internal/units"
+	"golang.org/x/term"
+)
+
+// engineFlags are the write engine's knobs, shared by convert and write.
+type engineFlags struct {
+	workers    int
+	dirtyLimit string
+}
+
+func (e *engineFlags) add(c *cobra.Command, defaultLimit string) {
+	c.Flags().IntVar(&e.workers, "workers", 0, "files written back in parallel (default 4)")
+	help := "most file data held in memory before writeback, e.g. 64m (default a tenth of RAM, 64m to 1g)"
+	if defaultLimit != "" {
+		help = "most file data held in memory before writeback"
+	}
+	c.Flags().StringVar(&e.dirtyLimit, "dirty-limit", defaultLimit, help)
+}
+
+// options turns the flags into the engine's Options.
+func (e *engineFlags) options() (convert.Options, error) {
+	var opt convert.Options
+	if e.workers < 0 {
+		return opt, fmt.Errorf("--workers %d: must be at least 1", e.workers)
+	}
+	opt.Workers = e.workers
+	if e.dirtyLimit != "" {
+		n, err := units.ParseSize(e.dirtyLimit, 0, 0)
+		if err != nil || n <= 0 {
+			return opt, fmt.Errorf("--dirty-limit %q: want a positive size such as 64m", e.dirtyLimit)
+		}
+		if n < 1<<20 {
+			return opt, fmt.Errorf("--dirty-limit %s: must be at least 1m", e.dirtyLimit)
+		}
+		opt.DirtyLimit = n
+	}
+	return opt, nil
+}
+
+// writesBytes is how much the pwrite commands of a script write.
+func writesBytes(cmds []convert.Command) int64 {
+	var n int64
+	for _, c := range cmds {
+		if c.Name == "pwrite" {
+			n += c.Len
+		}
+	}
+	return n
+}
+
+// newBar returns a progress bar on stderr when it is a terminal, else nil
+// (total -1: unknown). bytes: count bytes rather than steps.
+func newBar(total int64, desc string, bytes bool) *progressbar.ProgressBar {
+	f, ok := stderr.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return nil
+	}
+	opts := []progressbar.Option{progressbar.OptionSetWriter(f),
+		progressbar.OptionSetDescription(desc), progressbar.OptionShowCount(),
+		progressbar.OptionThrottle(100 * time.Millisecond), progressbar.OptionClearOnFinish()}
+	if bytes {
+		opts = append(opts, progressbar.OptionShowBytes(true), progressbar.OptionSetWidth(30))
+	}
+	return progressbar.NewOptions64(total, opts...)
+}
+
+// describeLookup says what a user can do about a file the image lacks.
+func describeLookup(err error) error {
+	if strings.Contains(err.Error(), "no such file or directory") {
+		return fmt.Errorf("%w (the file must exist in the image: creating files is not implemented yet)", err)
+	}
+	return err
+}
+
+// setGC tunes the collector for the engine. Transactions make short-lived
+// garbage quickly while the live heap stays small: collect less often. But
+// the live heap holds up to the dirty limit of file data, and four times
+// that between collections would be the resident set: a soft memory limit
+// of the dirty limit plus room for the rest (metadata, I/O buffers in
+// flight) makes the collector run before that.
+func setGC(opt convert.Options) {
+	debug.SetGCPercent(400)
+	dl := opt.DirtyLimit
+	if dl <= 0 {
+		dl = convert.DefaultDirtyLimit()
+	}
+	debug.SetMemoryLimit(dl + max(48<<20, dl/4))
+}
