@@ -32,6 +32,12 @@ type inode struct {
 	diskSize   int64  // di_size as committed
 	flags      uint16 // di_flags
 	timesDirty bool   // mtime and ctime to set in the next transaction
+	writeErr   error  // why writes, truncates and punches are refused, if they are
+
+	// last caches the last mapping read from the fork, valid while seq
+	// has not moved: writes and writeback look the same extent up again
+	// and again, and each fork lookup is a transaction.
+	last atomic.Pointer[cachedMap]
 
 	pc pageCache
 }
@@ -45,17 +51,19 @@ func (s *Session) inode(ino uint64) (*inode, error) {
 		return ip, nil
 	}
 	var core ondisk.Dinode
+	var writeErr error
 	err := s.view(ino, func(t *txn) error {
 		if err := t.checkInode(true); err != nil {
 			return err
 		}
+		writeErr = t.checkInode(false)
 		core = *t.f.Core()
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	ip = &inode{ino: ino, del: newDtree(), size: core.Size, diskSize: core.Size, flags: core.Flags}
+	ip = &inode{ino: ino, del: newDtree(), size: core.Size, diskSize: core.Size, flags: core.Flags, writeErr: writeErr}
 	ip.pc.init()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -115,11 +123,20 @@ func (m mapping) String() string {
 	return fmt.Sprintf("[%d,+%d) %v at %d", m.off, m.len, m.kind, m.startBlock)
 }
 
+type cachedMap struct {
+	m   mapping
+	seq uint64
+}
+
 // lookup maps file block off from the delayed extents and the fork. The
 // caller holds ilock (either way).
 func (s *Session) lookup(ip *inode, off uint64) (mapping, error) {
 	if d, ok := ip.del.find(off); ok {
 		return mapping{off: d.off, len: d.len, kind: mapDelalloc}, nil
+	}
+	seq := ip.seq.Load()
+	if c := ip.last.Load(); c != nil && c.seq == seq && c.m.covers(off) {
+		return c.m, nil
 	}
 	var m mapping
 	err := s.view(ip.ino, func(t *txn) error {
@@ -127,6 +144,9 @@ func (s *Session) lookup(ip *inode, off uint64) (mapping, error) {
 		m, err = t.lookupReal(ip, off)
 		return err
 	})
+	if err == nil {
+		ip.last.Store(&cachedMap{m: m, seq: seq})
+	}
 	return m, err
 }
 

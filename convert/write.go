@@ -54,13 +54,10 @@ func (s *Session) Write(ino uint64, off int64, data []byte) error {
 
 // writable refuses what a write(2) without O_APPEND gets EPERM for, and
 // files whose writes would need what is not implemented.
+// The flags it looks at are ones the session never changes, so the
+// answer read with the inode holds.
 func (s *Session) writable(ip *inode) error {
-	return s.view(ip.ino, func(t *txn) error {
-		if err := t.checkInode(false); err != nil {
-			return err
-		}
-		return nil
-	})
+	return ip.writeErr
 }
 
 // reserveWrite reserves delayed extents over the holes of the blocks the
