@@ -330,8 +330,11 @@ var workloads = []workload{
 	// bigger than an AG: 80 MiB AGs, a 100 MiB file
 	{name: "larger-than-ag", mkfs: agSmall, size: 320 << 20, script: "pwrite -b 1m 0 100m\nfsync"},
 	{name: "larger-than-ag-2files", mkfs: agSmall, size: 320 << 20, files: 2, script: "pwrite -b 1m 0 50m\nopen f1\npwrite -b 1m 0 90m\nopen f0\npwrite -b 1m 50m 40m"},
-	// near ENOSPC: a 300 MiB image has about 222 MiB for data
-	{name: "near-enospc", size: 300 << 20, script: "pwrite -b 1m 0 200m\nfsync\npwrite -S 1 200m 10m"},
+	// near ENOSPC: on a 300 MiB image the kernel's buffered writes fit
+	// 229703680 bytes (219 MiB + 64 KiB) before ENOSPC; these leave it 8
+	// blocks, then a few more with overwrites and a partial block.
+	{name: "near-enospc", size: 300 << 20, script: "pwrite -b 1m 0 200m\nfsync\npwrite -S 1 200m 19m\npwrite -S 2 219m 32k\nfsync\npwrite -S 3 1m 1m\npwrite -S 4 219m 20000"},
+	{name: "near-enospc-dirty", size: 300 << 20, script: "pwrite -b 1m 0 219m\npwrite -b 4k 219m 32k"},
 }
 
 // extentRow is one line of the summary.
