@@ -186,3 +186,14 @@ func (s *Session) CloseFile(ino uint64) error {
 	ip.seq.Add(1)
 	return s.unmap(t, eof, ondisk.MaxFileOff)
 }
+
+// freeAllEOFBlocks is xfs_blockgc_free_space after ENOSPC: the
+// preallocation past EOF of every file in core goes, as at its last close.
+func (s *Session) freeAllEOFBlocks() error {
+	for _, ino := range s.inodeList() {
+		if err := s.CloseFile(ino); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -38,6 +38,21 @@ func (s *Session) Write(ino uint64, off int64, data []byte) error {
 	}
 	end := off + int64(len(data))
 	partial, err := s.reserveWrite(ip, off, end)
+	if errors.Is(err, ondisk.ErrNoSpace) {
+		// xfs_file_buffered_write: before giving ENOSPC, write every
+		// file back (the delayed extents become real and give back the
+		// unused part of their worst-case BMBT reservation), free the
+		// preallocation past EOF of every file (blockgc, without the
+		// iolock, as the kernel drops it) and try once more.
+		if err = s.writebackAll(); err == nil {
+			ip.iolock.Unlock()
+			err = s.freeAllEOFBlocks()
+			ip.iolock.Lock()
+		}
+		if err == nil {
+			partial, err = s.reserveWrite(ip, off, end)
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("pwrite %d %d: %w", off, len(data), err)
 	}
