@@ -151,6 +151,21 @@ func TestEngineNoSpace(t *testing.T) {
 	// Over a hole that fits, written blocks and one that does not: the
 	// first hole's reservation is given back.
 	noSpace(t, s, rec, inos[2], 0, make([]byte, 25<<20+avail*bs))
+	// The same through a script: one write(2) of 200 MiB, refused whole,
+	// the message naming the command.
+	c, err := convert.ParseCommand(fmt.Sprintf("pwrite -b 200m %d 200m", len(want[0])), 7, bs, 512)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ops, bw := len(rec.Ops()), s.Stats().BytesWritten
+	err = s.Run(inos[0], c)
+	if !errors.Is(err, ondisk.ErrNoSpace) || !strings.HasPrefix(err.Error(), "line 7: pwrite -b 200m") || strings.Contains(err.Error(), "\n") {
+		t.Errorf("script pwrite: %v", err)
+	}
+	if len(rec.Ops()) != ops || s.Stats().BytesWritten != bw {
+		t.Errorf("the refused script pwrite wrote")
+	}
+	t.Log(err)
 	// Overwrites of written or delayed blocks need no space.
 	write(0, 4096, randBytes(r, 1<<20))
 	write(2, 5<<20+3, randBytes(r, 100000))
