@@ -86,10 +86,13 @@ func (s *Session) reserveWrite(ip *inode, off, end int64) (map[uint64]mapping, e
 	first, last := s.fsbDown(off), s.fsbUp(end)
 	partial := map[uint64]mapping{}
 	var got []dext
+	// The extents reserved may have merged with delayed neighbours
+	// (their indirect reservations pooled, the excess given back), so
+	// what taking them out frees is what remove says, not d's own.
 	undo := func() {
 		for _, d := range got {
-			ip.del.remove(d.off, d.end(), s.worstIndlen)
-			s.j.Unreserve(int64(d.len + d.indlen))
+			data, ind := ip.del.remove(d.off, d.end(), s.worstIndlen)
+			s.j.Unreserve(int64(data + ind))
 		}
 	}
 	changed := false
