@@ -59,10 +59,14 @@ func noSpace(t *testing.T, s *convert.Session, rec *crashdev.Recorder, ino uint6
 	if !strings.Contains(msg, fmt.Sprintf("pwrite %d %d", off, len(data))) || strings.Contains(msg, "\n") {
 		t.Errorf("unclear message: %q", msg)
 	}
-	if n := len(rec.Ops()) - ops; n != 0 {
-		t.Errorf("the failed pwrite issued %d device writes or flushes", n)
+	// Before giving up the kernel writes back what is dirty (that frees
+	// the worst-case BMBT reservations) and trims preallocation, then
+	// retries: device writes of earlier data are allowed, and delayed
+	// allocation may only shrink. Without dirty data nothing is written.
+	if n := len(rec.Ops()) - ops; n != 0 && dl == 0 {
+		t.Errorf("the failed pwrite issued %d device writes or flushes with nothing dirty", n)
 	}
-	if d := s.Journal().Delalloc(); d != dl {
+	if d := s.Journal().Delalloc(); d > dl {
 		t.Errorf("the failed pwrite left delalloc %d, was %d", d, dl)
 	}
 	if b := s.Stats().BytesWritten; b != bw {
