@@ -438,9 +438,11 @@ func TestRaceStaleRealMapping(t *testing.T) {
 		if err := e.s.Fsync(f1); err != nil {
 			t.Fatal(err)
 		}
+		x0, _ := e.s.Extents(f0)
+		x1, _ := e.s.Extents(f1)
+		t.Logf("f0 (%s pages in cache) now maps %v; f1 maps %v", stale, x0, x1)
 		e.sc.release <- struct{}{}
 		wbErr := <-done
-		_ = stale
 		want0 := append(fill(8*bs, 0x11), fill(56*bs, 0x22)...)
 		err := e.close()
 		if wbErr != nil {
