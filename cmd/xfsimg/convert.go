@@ -84,30 +84,18 @@ changes anything. The image must not be mounted and its log must be clean.`,
 
 func runConvert(image, path, script string, cmdline []string, opt convert.Options) (err error) {
 	start := time.Now()
-	setGC(opt)
-	dev, err := ondisk.Open(image, ondisk.OpenOptions{
-		Write: true, Buffered: gflags.buffered, NoWait: true,
-		Warnf: func(format string, args ...any) { fmt.Fprintf(stderr, "xfsimg: "+format+"\n", args...) },
-	})
+	e, err := openEngine(image, opt)
 	if err != nil {
-		return writeOpenError(image, err)
+		return err
 	}
-	defer dev.Close()
-	s, err := convert.Open(dev, opt)
-	if err != nil {
-		return fmt.Errorf("%s: %w", image, err)
-	}
-	// Close writes what was committed and leaves the log clean, also after
-	// a failed command.
-	closed := false
+	// Closing writes what was committed and leaves the log clean, also
+	// after a failed command.
 	defer func() {
-		if closed {
-			return
-		}
-		if cerr := s.Close(); cerr != nil && err == nil {
-			err = fmt.Errorf("%s: close log: %w", image, cerr)
+		if cerr := e.close(); err == nil {
+			err = cerr
 		}
 	}()
+	s := e.s
 	g := s.Geometry()
 	bs, ss := int64(g.BlockSize), int64(g.SectSize)
 	var cmds []convert.Command
@@ -154,12 +142,8 @@ func runConvert(image, path, script string, cmdline []string, opt convert.Option
 	if bar != nil {
 		bar.Finish()
 	}
-	closed = true
-	if err := s.Close(); err != nil {
-		return fmt.Errorf("%s: close log: %w", image, err)
-	}
-	if err := dev.Close(); err != nil {
-		return fmt.Errorf("%s: %w", image, err)
+	if err := e.close(); err != nil {
+		return err
 	}
 	st := s.Stats()
 	out := convertJSON{Path: r.Path, Inode: r.Ino, Seconds: time.Since(start).Seconds(), Stats: st}

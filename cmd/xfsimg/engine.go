@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/xfsimg/xfsimg/convert"
 	"github.com/xfsimg/xfsimg/internal/units"
+	"github.com/xfsimg/xfsimg/ondisk"
 	"golang.org/x/term"
 )
 
@@ -97,4 +98,48 @@ func setGC(opt convert.Options) {
 		dl = convert.DefaultDirtyLimit()
 	}
 	debug.SetMemoryLimit(dl + max(48<<20, dl/4))
+}
+
+// engine is an image open for writing with a conversion session on it,
+// what convert and write share.
+type engine struct {
+	image string
+	dev   *ondisk.Device
+	s     *convert.Session
+}
+
+// openEngine opens image for writing (refusing a mounted or locked one)
+// and a session on it.
+func openEngine(image string, opt convert.Options) (*engine, error) {
+	setGC(opt)
+	dev, err := ondisk.Open(image, ondisk.OpenOptions{
+		Write: true, Buffered: gflags.buffered, NoWait: true,
+		Warnf: func(format string, args ...any) { fmt.Fprintf(stderr, "xfsimg: "+format+"\n", args...) },
+	})
+	if err != nil {
+		return nil, writeOpenError(image, err)
+	}
+	s, err := convert.Open(dev, opt)
+	if err != nil {
+		dev.Close()
+		return nil, fmt.Errorf("%s: %w", image, err)
+	}
+	return &engine{image: image, dev: dev, s: s}, nil
+}
+
+// close writes everything back, leaves the log clean and closes the
+// device. It may run again (in a defer after a failure); the session's
+// Close runs once.
+func (e *engine) close() error {
+	err := e.s.Close()
+	if err != nil {
+		err = fmt.Errorf("%s: close log: %w", e.image, err)
+	}
+	if e.dev != nil {
+		if cerr := e.dev.Close(); err == nil && cerr != nil {
+			err = fmt.Errorf("%s: %w", e.image, cerr)
+		}
+		e.dev = nil
+	}
+	return err
 }

@@ -9,7 +9,6 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/xfsimg/xfsimg/convert"
 	"github.com/xfsimg/xfsimg/internal/units"
-	"github.com/xfsimg/xfsimg/ondisk"
 )
 
 type writeJSON struct {
@@ -92,28 +91,18 @@ func runWrite(image, path, from string, off int64, opt convert.Options) (err err
 		}
 		in = f
 	}
-	setGC(opt)
-	dev, err := ondisk.Open(image, ondisk.OpenOptions{
-		Write: true, Buffered: gflags.buffered, NoWait: true,
-		Warnf: func(format string, args ...any) { fmt.Fprintf(stderr, "xfsimg: "+format+"\n", args...) },
-	})
+	e, err := openEngine(image, opt)
 	if err != nil {
-		return writeOpenError(image, err)
+		return err
 	}
-	defer dev.Close()
-	s, err := convert.Open(dev, opt)
-	if err != nil {
-		return fmt.Errorf("%s: %w", image, err)
-	}
-	closed := false
+	// Closing writes what was committed and leaves the log clean, also
+	// after a failed command.
 	defer func() {
-		if closed {
-			return
-		}
-		if cerr := s.Close(); cerr != nil && err == nil {
-			err = fmt.Errorf("%s: close log: %w", image, cerr)
+		if cerr := e.close(); err == nil {
+			err = cerr
 		}
 	}()
+	s := e.s
 	ino, err := s.Lookup(path)
 	if err != nil {
 		return describeLookup(err)
@@ -139,12 +128,8 @@ func runWrite(image, path, from string, off int64, opt convert.Options) (err err
 	if err := s.CloseFile(ino); err != nil {
 		return fmt.Errorf("%s: %s: close: %w", image, path, err)
 	}
-	closed = true
-	if err := s.Close(); err != nil {
-		return fmt.Errorf("%s: close log: %w", image, err)
-	}
-	if err := dev.Close(); err != nil {
-		return fmt.Errorf("%s: %w", image, err)
+	if err := e.close(); err != nil {
+		return err
 	}
 	st := s.Stats()
 	out := writeJSON{Path: path, Inode: ino, Offset: off, Bytes: n.bytes, Seconds: time.Since(start).Seconds(), Stats: st}
