@@ -143,6 +143,10 @@ func ParseCommand(text string, line int, blockSize, sectSize int64) (Command, er
 			if c.BSize, err = num("bsize", v); err != nil || c.BSize == 0 {
 				return bad("non-numeric bsize -- %s", v)
 			}
+			// The buffer is allocated whole, as xfs_io's is.
+			if c.BSize > maxBSize {
+				return bad("bsize %d is larger than %d", c.BSize, maxBSize)
+			}
 		}
 		c.InFile = o['i']
 		if v, ok := o['s']; ok {
@@ -180,6 +184,9 @@ func ParseCommand(text string, line int, blockSize, sectSize int64) (Command, er
 	}
 	return c, nil
 }
+
+// maxBSize bounds pwrite -b: one write(2) buffer.
+const maxBSize = 1 << 30
 
 func isNumber(s string) bool {
 	_, err := strconv.ParseInt(s, 0, 64)

@@ -24,6 +24,7 @@ func TestParseCommand(t *testing.T) {
 		{"pwrite -R 0 1k", Command{}, "option -R is not supported"},
 		{"pwrite -S", Command{}, "needs an argument"},
 		{"pwrite -S zz 0 1", Command{}, "non-numeric seed"},
+		{"pwrite -b 2g 0 4g", Command{}, "bsize 2147483648 is larger"},
 		{"sync_range -a 0 4k", Command{Name: "sync_range", Flags: "a", Len: 4096}, ""},
 		{"fzero -k 1 2", Command{Name: "fzero", Keep: true, Off: 1, Len: 2}, ""},
 		{"fsync", Command{Name: "fsync"}, ""},
