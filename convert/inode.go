@@ -158,11 +158,7 @@ func (t *txn) lookupReal(ip *inode, off uint64) (mapping, error) {
 		return mapping{}, err
 	}
 	if ok {
-		k := mapWritten
-		if e.Unwritten {
-			k = mapUnwritten
-		}
-		return mapping{off: e.StartOff, len: e.BlockCount, startBlock: e.StartBlock, kind: k}, nil
+		return realMapping(e), nil
 	}
 	end := uint64(ondisk.MaxFileOff)
 	if e.BlockCount != 0 {
@@ -172,4 +168,13 @@ func (t *txn) lookupReal(ip *inode, off uint64) (mapping, error) {
 		end = min(end, d.off)
 	}
 	return mapping{off: off, len: end - off, kind: mapHole}, nil
+}
+
+// realMapping is the mapping of a fork extent.
+func realMapping(e ondisk.Extent) mapping {
+	k := mapWritten
+	if e.Unwritten {
+		k = mapUnwritten
+	}
+	return mapping{off: e.StartOff, len: e.BlockCount, startBlock: e.StartBlock, kind: k}
 }

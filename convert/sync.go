@@ -167,10 +167,7 @@ func (s *Session) CloseFile(ino uint64) error {
 	ip.ilock.Lock()
 	defer ip.ilock.Unlock()
 	eof := s.fsbUp(ip.size)
-	if data, ind := ip.del.remove(eof, ondisk.MaxFileOff, s.worstIndlen); data+ind > 0 {
-		s.j.Unreserve(int64(data + ind))
-		ip.seq.Add(1)
-	}
+	s.dropDelalloc(ip, eof, ondisk.MaxFileOff)
 	if ip.flags&(ondisk.DiFlagPrealloc|ondisk.DiFlagAppend) != 0 {
 		return nil
 	}

@@ -21,6 +21,33 @@ func (s *Session) checkRange(op string, off, length int64) error {
 	return nil
 }
 
+// withFile runs op on inode ino's in-core inode with its iolock held, if
+// the file may be changed at all.
+func (s *Session) withFile(ino uint64, op func(ip *inode) error) error {
+	ip, err := s.inode(ino)
+	if err != nil {
+		return err
+	}
+	ip.iolock.Lock()
+	defer ip.iolock.Unlock()
+	if err := s.writable(ip); err != nil {
+		return err
+	}
+	return op(ip)
+}
+
+// dropDelalloc removes the delayed extents of file blocks [lo, hi) and
+// gives their reservation back. The caller holds ilock exclusively.
+func (s *Session) dropDelalloc(ip *inode, lo, hi uint64) {
+	if lo >= hi {
+		return
+	}
+	if data, ind := ip.del.remove(lo, hi, s.worstIndlen); data+ind > 0 {
+		s.j.Unreserve(int64(data + ind))
+		ip.seq.Add(1)
+	}
+}
+
 // Truncate is ftruncate(2) on XFS (xfs_setattr_size): the tail of the new
 // EOF block is zeroed through the page cache, pages past it are dropped
 // once no I/O is in flight on them, data between the on-disk and the new
@@ -35,20 +62,17 @@ func (s *Session) Truncate(ino uint64, size int64) error {
 	if s.fsbUp(size) > ondisk.MaxFileOff {
 		return fmt.Errorf("truncate %d: %w", size, ErrTooBig)
 	}
-	ip, err := s.inode(ino)
-	if err != nil {
-		return err
-	}
-	ip.iolock.Lock()
-	defer ip.iolock.Unlock()
-	if err := s.writable(ip); err != nil {
-		return err
-	}
+	return s.withFile(ino, func(ip *inode) error { return s.truncate(ip, size) })
+}
+
+func (s *Session) truncate(ip *inode, size int64) error {
+	ino := ip.ino
 	ip.ilock.RLock()
 	old, disk := ip.size, ip.diskSize
 	ip.ilock.RUnlock()
 	bs := int64(s.g.BlockSize)
 	didZero := false
+	var err error
 	if size < old && size%bs != 0 {
 		if didZero, err = s.zeroRange(ip, size, min(old, (size/bs+1)*bs)); err != nil {
 			return err
@@ -72,9 +96,7 @@ func (s *Session) Truncate(ino uint64, size int64) error {
 	}
 	ip.ilock.Lock()
 	defer ip.ilock.Unlock()
-	if data, ind := ip.del.remove(s.fsbUp(size), ondisk.MaxFileOff, s.worstIndlen); data+ind > 0 {
-		s.j.Unreserve(int64(data + ind))
-	}
+	s.dropDelalloc(ip, s.fsbUp(size), ondisk.MaxFileOff)
 	ip.seq.Add(1)
 	ip.timesDirty = false
 	err = s.truncateDisk(ino, size)
@@ -93,28 +115,19 @@ func (s *Session) Punch(ino uint64, off, length int64) error {
 	if err := s.checkRange("fpunch", off, length); err != nil {
 		return err
 	}
-	ip, err := s.inode(ino)
-	if err != nil {
-		return err
-	}
-	ip.iolock.Lock()
-	defer ip.iolock.Unlock()
-	if err := s.writable(ip); err != nil {
-		return err
-	}
+	return s.withFile(ino, func(ip *inode) error { return s.punch(ip, off, length) })
+}
+
+func (s *Session) punch(ip *inode, off, length int64) error {
+	ino := ip.ino
 	if err := s.flushUnmap(ip, off, off+length); err != nil {
 		return err
 	}
 	ip.ilock.Lock()
-	start, end := s.fsbUp(off), s.fsbDown(off+length)
-	if start < end {
-		if data, ind := ip.del.remove(start, end, s.worstIndlen); data+ind > 0 {
-			s.j.Unreserve(int64(data + ind))
-		}
-	}
+	s.dropDelalloc(ip, s.fsbUp(off), s.fsbDown(off+length))
 	ip.seq.Add(1)
 	ip.timesDirty = false
-	err = s.punchDisk(ino, off, length)
+	err := s.punchDisk(ino, off, length)
 	ip.seq.Add(1)
 	size := ip.size
 	ip.ilock.Unlock()
@@ -133,19 +146,10 @@ func (s *Session) Falloc(ino uint64, off, length int64, keepSize bool) error {
 	if err := s.checkRange("falloc", off, length); err != nil {
 		return err
 	}
-	ip, err := s.inode(ino)
-	if err != nil {
-		return err
-	}
-	ip.iolock.Lock()
-	defer ip.iolock.Unlock()
-	return s.falloc(ip, off, length, keepSize)
+	return s.withFile(ino, func(ip *inode) error { return s.falloc(ip, off, length, keepSize) })
 }
 
 func (s *Session) falloc(ip *inode, off, length int64, keepSize bool) error {
-	if err := s.writable(ip); err != nil {
-		return err
-	}
 	lo, hi := s.fsbDown(off), s.fsbUp(off+length)
 	if err := s.writeback(ip, lo, hi); err != nil {
 		return err
@@ -161,9 +165,7 @@ func (s *Session) falloc(ip *inode, off, length int64, keepSize bool) error {
 	}
 	ip.ilock.Lock()
 	defer ip.ilock.Unlock()
-	if data, ind := ip.del.remove(lo, hi, s.worstIndlen); data+ind > 0 {
-		s.j.Unreserve(int64(data + ind))
-	}
+	s.dropDelalloc(ip, lo, hi)
 	ip.seq.Add(1)
 	ip.timesDirty = false
 	// The on-disk size may lag the in-core one (data in flight): the
@@ -182,35 +184,30 @@ func (s *Session) falloc(ip *inode, off, length int64, keepSize bool) error {
 
 // Fzero is fallocate(FALLOC_FL_ZERO_RANGE) on XFS: punch the range, then
 // preallocate its whole blocks unwritten; without keepSize the size grows
-// to the end of the range.
+// to the end of the range, as a truncate up would. One iolock hold covers
+// all three.
 func (s *Session) Fzero(ino uint64, off, length int64, keepSize bool) error {
 	if err := s.checkRange("fzero", off, length); err != nil {
 		return err
 	}
-	if err := s.Punch(ino, off, length); err != nil {
-		return err
-	}
-	ip, err := s.inode(ino)
-	if err != nil {
-		return err
-	}
-	ip.iolock.Lock()
-	defer ip.iolock.Unlock()
-	bs := int64(s.g.BlockSize)
-	lo := off / bs * bs
-	hi := (off + length + bs - 1) / bs * bs
-	if err := s.falloc(ip, lo, hi-lo, true); err != nil {
-		return err
-	}
-	ip.ilock.RLock()
-	size := ip.size
-	ip.ilock.RUnlock()
-	if keepSize || off+length <= size {
-		return nil
-	}
-	ip.iolock.Unlock()
-	defer ip.iolock.Lock()
-	return s.Truncate(ino, off+length)
+	return s.withFile(ino, func(ip *inode) error {
+		if err := s.punch(ip, off, length); err != nil {
+			return err
+		}
+		bs := int64(s.g.BlockSize)
+		lo := off / bs * bs
+		hi := (off + length + bs - 1) / bs * bs
+		if err := s.falloc(ip, lo, hi-lo, true); err != nil {
+			return err
+		}
+		ip.ilock.RLock()
+		size := ip.size
+		ip.ilock.RUnlock()
+		if keepSize || off+length <= size {
+			return nil
+		}
+		return s.truncate(ip, off+length)
+	})
 }
 
 // flushUnmap is xfs_flush_unmap_range: write back and wait for the blocks

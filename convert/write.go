@@ -91,11 +91,9 @@ func (s *Session) reserveWrite(ip *inode, off, end int64) (map[uint64]mapping, e
 	// what taking them out frees is what remove says, not d's own.
 	undo := func() {
 		for _, d := range got {
-			data, ind := ip.del.remove(d.off, d.end(), s.worstIndlen)
-			s.j.Unreserve(int64(data + ind))
+			s.dropDelalloc(ip, d.off, d.end())
 		}
 	}
-	changed := false
 	for p := first; p < last; {
 		m, err := s.lookup(ip, p)
 		if err != nil {
@@ -115,7 +113,10 @@ func (s *Session) reserveWrite(ip *inode, off, end int64) (map[uint64]mapping, e
 		eof := m.end() == ondisk.MaxFileOff
 		prealloc := uint64(0)
 		if eof && end > ip.size {
-			prealloc = s.preallocSize(ip, p, off, end)
+			if prealloc, err = s.preallocSize(ip, p, off); err != nil {
+				undo()
+				return nil, err
+			}
 			if prealloc > 0 {
 				alignEnd := (end - 1) / (bs * int64(s.allocsizeBlocks())) * (bs * int64(s.allocsizeBlocks()))
 				pend := s.fsbDown(alignEnd) + prealloc
@@ -131,11 +132,8 @@ func (s *Session) reserveWrite(ip *inode, off, end int64) (map[uint64]mapping, e
 			return nil, err
 		}
 		got = append(got, d)
-		changed = true
-		p = hend
-	}
-	if changed {
-		ip.seq.Add(1)
+		// A hole longer than one extent can hold takes several.
+		p = min(hend, p+d.len)
 	}
 	needs := map[uint64]bool{}
 	if off%bs != 0 {
@@ -158,9 +156,6 @@ func (s *Session) reserveWrite(ip *inode, off, end int64) (map[uint64]mapping, e
 func (s *Session) reserveDelalloc(ip *inode, off, length, prealloc uint64) (dext, error) {
 	for {
 		alen := min(length+prealloc, ondisk.MaxExtLen)
-		if alen < length {
-			length = alen
-		}
 		ind := s.worstIndlen(alen)
 		err := s.j.Reserve(int64(alen+ind), s.keepBlocks())
 		if errors.Is(err, ondisk.ErrNoSpace) && prealloc > 0 {
@@ -174,6 +169,7 @@ func (s *Session) reserveDelalloc(ip *inode, off, length, prealloc uint64) (dext
 		if back := ip.del.add(d, s.worstIndlen); back > 0 {
 			s.j.Unreserve(int64(back))
 		}
+		ip.seq.Add(1)
 		return d, nil
 	}
 }
@@ -195,23 +191,29 @@ func (s *Session) allocsizeBlocks() uint64 {
 	return max(1, uint64(64<<10)/uint64(s.g.BlockSize))
 }
 
-// preallocSize is xfs_iomap_prealloc_size for an extending write [off,
-// end) whose first hole block is blk: nothing for small files; the default
+// preallocSize is xfs_iomap_prealloc_size for an extending write at off
+// whose first hole block is blk: nothing for small files; the default
 // after a hole; else twice the contiguous extents before it, rounded down
 // to a power of two and throttled as free space runs low.
-func (s *Session) preallocSize(ip *inode, blk uint64, off, end int64) uint64 {
+func (s *Session) preallocSize(ip *inode, blk uint64, off int64) (uint64, error) {
 	bs := int64(s.g.BlockSize)
 	def := s.allocsizeBlocks()
 	if ip.size < int64(def)*bs {
-		return 0
+		return 0, nil
 	}
-	prev, ok := s.prevExtent(ip, blk)
+	prev, ok, err := s.prevExtent(ip, blk)
+	if err != nil {
+		return 0, err
+	}
 	if !ok || prev.end() < blk {
-		return def
+		return def, nil
 	}
 	plen := prev.len
 	for prev.kind != mapDelalloc {
-		got, ok := s.prevExtent(ip, prev.off)
+		got, ok, err := s.prevExtent(ip, prev.off)
+		if err != nil {
+			return 0, err
+		}
 		if !ok || plen > ondisk.MaxExtLen/2 || got.kind == mapDelalloc || got.end() != prev.off || got.startBlock+got.len != prev.startBlock {
 			break
 		}
@@ -244,36 +246,32 @@ func (s *Session) preallocSize(ip *inode, blk uint64, off, end int64) uint64 {
 	for alloc > 0 && int64(alloc) >= free {
 		alloc >>= 4
 	}
-	return max(alloc, def)
+	return max(alloc, def), nil
 }
 
 // prevExtent returns the extent, real or delayed, that ends last at or
 // before file block blk (xfs_iext_prev_extent from a hole at blk or from
 // an extent starting at blk).
-func (s *Session) prevExtent(ip *inode, blk uint64) (mapping, bool) {
+func (s *Session) prevExtent(ip *inode, blk uint64) (mapping, bool, error) {
 	if blk == 0 {
-		return mapping{}, false
+		return mapping{}, false, nil
 	}
 	var best mapping
 	found := false
 	if d, ok := ip.del.prev(blk); ok {
 		best, found = mapping{off: d.off, len: d.len, kind: mapDelalloc}, true
 	}
-	_ = s.view(ip.ino, func(t *txn) error {
+	err := s.view(ip.ino, func(t *txn) error {
 		e, ok, err := t.f.Prev(blk)
 		if err != nil || !ok {
 			return err
 		}
 		if !found || e.StartOff > best.off {
-			k := mapWritten
-			if e.Unwritten {
-				k = mapUnwritten
-			}
-			best, found = mapping{off: e.StartOff, len: e.BlockCount, startBlock: e.StartBlock, kind: k}, true
+			best, found = realMapping(e), true
 		}
 		return nil
 	})
-	return best, found
+	return best, found, err
 }
 
 // fillPages copies data into the page cache, reading the partial blocks
