@@ -115,15 +115,7 @@ func TestCrashSweep(t *testing.T) {
 	work := filepath.Join(t.TempDir(), "crash.img")
 	build := func(k int, keep func(int) bool, tear *crashdev.Tear) {
 		t.Helper()
-		oracle.Run(t, "cp", "--sparse=always", base, work)
-		f, err := os.OpenFile(work, os.O_RDWR, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer f.Close()
-		if err := rec.ApplyCrash(f, k, keep, tear); err != nil {
-			t.Fatal(err)
-		}
+		buildCrash(t, rec, base, work, k, keep, tear)
 	}
 	// The state after checkpoint c: its write-back is flushed, so the
 	// image holds it in place whatever the log says.
@@ -262,4 +254,20 @@ type crashVariant struct {
 	name string
 	keep func(i int) bool
 	tear *crashdev.Tear
+}
+
+// buildCrash makes work a copy of base with the recorded writes up to
+// flush point k applied as a crash there would leave them (keep chooses
+// the unflushed writes that made it, tear tears one).
+func buildCrash(t *testing.T, rec *crashdev.Recorder, base, work string, k int, keep func(int) bool, tear *crashdev.Tear) {
+	t.Helper()
+	oracle.Run(t, "cp", "--sparse=always", base, work)
+	f, err := os.OpenFile(work, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := rec.ApplyCrash(f, k, keep, tear); err != nil {
+		t.Fatal(err)
+	}
 }

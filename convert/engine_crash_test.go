@@ -393,15 +393,7 @@ func TestEngineCrashSweep(t *testing.T) {
 	work := filepath.Join(t.TempDir(), "crash.img")
 	build := func(k int, keep func(int) bool, tear *crashdev.Tear) {
 		t.Helper()
-		oracle.Run(t, "cp", "--sparse=always", base, work)
-		f, err := os.OpenFile(work, os.O_RDWR, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer f.Close()
-		if err := rec.ApplyCrash(f, k, keep, tear); err != nil {
-			t.Fatal(err)
-		}
+		buildCrash(t, rec, base, work, k, keep, tear)
 	}
 
 	rng := rand.New(rand.NewPCG(0xfee1, 9))
