@@ -27,7 +27,9 @@ func main() {
 	// listing is a few large writes, not one system call per cell.
 	w := bufio.NewWriterSize(os.Stdout, 256<<10)
 	stdout = w
+	stop := startProfile()
 	code := run(os.Args[1:])
+	stop()
 	if err := w.Flush(); err != nil && code == 0 {
 		fmt.Fprintf(stderr, "xfsimg: write output: %v\n", err)
 		code = 1
