@@ -103,13 +103,18 @@ func (c *cachedDev) readData(p []byte, off int64) (int, error) {
 	return c.Storage.ReadAt(p, off)
 }
 
-// writeData writes file data straight to the device, without holding the
-// cache's lock (data writes run in parallel), and forgets cached pages it
-// overwrote: a block freed as metadata may come back as file data.
-func (c *cachedDev) writeData(p []byte, off int64) (int, error) {
-	n, err := c.Storage.WriteAt(p, off)
+// writeData writes file data, the buffers of bufs one after the other,
+// straight to the device, without holding the cache's lock (data writes
+// run in parallel), and forgets cached pages it overwrote: a block freed
+// as metadata may come back as file data.
+func (c *cachedDev) writeData(bufs [][]byte, off int64) (int, error) {
+	n, err := ondisk.WriteV(c.Storage, bufs, off)
+	end := off
+	for _, b := range bufs {
+		end += int64(len(b))
+	}
 	c.mu.Lock()
-	for pg := off / cachePage; pg <= (off+int64(len(p))-1)/cachePage; pg++ {
+	for pg := off / cachePage; pg <= (end-1)/cachePage; pg++ {
 		delete(c.pages, pg)
 	}
 	c.mu.Unlock()

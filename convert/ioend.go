@@ -2,9 +2,6 @@ package convert
 
 import (
 	"fmt"
-	"sync"
-
-	"github.com/xfsimg/xfsimg/ondisk"
 )
 
 // ioend is one data write and what its completion does: contiguous file
@@ -14,50 +11,59 @@ type ioend struct {
 	off       uint64 // first file block
 	dblk      uint64 // its file system block
 	pages     []*page
-	buf       []byte // the data, copied from the pages when they joined
-	unwritten bool   // some of it maps unwritten blocks: flip them at completion
+	bufs      [][]byte // what goes to the device: the pages' own buffers
+	unwritten bool     // some of it maps unwritten blocks: flip them at completion
 }
-
-var ioBufs = sync.Pool{New: func() any { return ondisk.AlignedBuffer(maxIOBytes, 4096) }}
 
 func (s *Session) newIoend(ip *inode, off, dblk uint64) *ioend {
-	return &ioend{ip: ip, off: off, dblk: dblk, buf: ioBufs.Get().([]byte)[:0]}
+	return &ioend{ip: ip, off: off, dblk: dblk}
 }
 
-// addPage copies page p into the I/O. Bytes of the EOF block past EOF go
-// out as zeros, as the kernel zeroes the EOF folio's tail at writeback.
+// addPage adds page p to the I/O. The write goes out of the page's own
+// buffer, not a copy (a write into the page meanwhile continues it in a
+// new buffer: page.inflight). Only the EOF block is copied: the bytes
+// past EOF go out as zeros, as the kernel zeroes the EOF folio's tail at
+// writeback, but they are zeroed in the copy, never in the page, which
+// the next write may extend.
 func (s *Session) addPage(io *ioend, p *page) {
 	ip := io.ip
 	ip.ilock.RLock()
 	size := ip.size
 	ip.ilock.RUnlock()
+	pc := &ip.pc
+	pc.mu.Lock()
 	bs := int64(len(p.data))
-	n := len(io.buf)
-	io.buf = io.buf[:n+int(bs)]
-	ip.pc.mu.Lock()
-	copy(io.buf[n:], p.data)
-	ip.pc.mu.Unlock()
+	data := p.data
 	if base := int64(p.blk) * bs; base+bs > size {
-		clear(io.buf[n+int(max(size-base, 0)):])
+		data = s.bufs.get(int(bs))
+		copy(data, p.data[:max(size-base, 0)])
+	} else {
+		p.inflight = true
 	}
+	pc.mu.Unlock()
 	io.pages = append(io.pages, p)
+	io.bufs = append(io.bufs, data)
 }
 
 // runIO writes the data, then completes the I/O.
 func (s *Session) runIO(io *ioend) error {
-	_, err := s.cdev.writeData(io.buf, s.g.FSBOffset(io.dblk))
+	_, err := s.cdev.writeData(io.bufs, s.g.FSBOffset(io.dblk))
 	if err != nil {
 		err = fmt.Errorf("inode %d: write file blocks [%d,+%d): %w", io.ip.ino, io.off, len(io.pages), err)
 	} else {
 		err = s.endIO(io)
 	}
-	buf := io.buf
-	io.buf = nil
-	ioBufs.Put(buf[:cap(buf)])
 	ip, bs := io.ip, int64(s.g.BlockSize)
 	pc := &ip.pc
 	pc.mu.Lock()
-	for _, p := range io.pages {
+	for i, p := range io.pages {
+		// The buffer written is the page's, or a copy (of the EOF
+		// block, or left behind by a writer): that is free now.
+		if buf := io.bufs[i]; &buf[0] == &p.data[0] {
+			p.inflight = false
+		} else {
+			s.bufs.put(buf)
+		}
 		p.busy = false
 		if err != nil {
 			// The data did not make it: keep it to write again.

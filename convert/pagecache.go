@@ -4,6 +4,7 @@ import (
 	"sync"
 
 	"github.com/google/btree"
+	"github.com/xfsimg/xfsimg/ondisk"
 )
 
 // The page cache: a file's data between a write and its writeback, one
@@ -17,6 +18,20 @@ type page struct {
 	data  []byte
 	dirty bool
 	busy  bool
+	// inflight: an I/O is writing from data itself. A writer then
+	// continues the page in a copy (owned) and leaves the buffer to the
+	// I/O: the device sees stable data and writers never wait for it.
+	inflight bool
+}
+
+// owned returns p's data for changing. The caller holds pc.mu.
+func (s *Session) owned(p *page) []byte {
+	if p.inflight {
+		nb := s.bufs.get(len(p.data))
+		copy(nb, p.data)
+		p.data, p.inflight = nb, false
+	}
+	return p.data
 }
 
 type pageCache struct {
@@ -93,6 +108,10 @@ type cacheBytes struct {
 	cond  *sync.Cond
 	bytes int64
 	peak  int64
+	// The flusher's state (flusher.go), under mu so that a writer
+	// waiting for the cache to shrink cannot miss the flusher stopping.
+	flushing bool
+	flushErr error
 }
 
 func (c *cacheBytes) add(n int64) {
@@ -136,7 +155,8 @@ func (b *pageBufs) get(n int) []byte {
 	} else {
 		b.mu.Unlock()
 	}
-	return make([]byte, n)
+	// Aligned: writeback hands the page itself to an O_DIRECT write.
+	return ondisk.AlignedBuffer(n, n)
 }
 
 // put keeps buf for reuse; the caller must hold no reference to it.

@@ -668,7 +668,8 @@ func TestReflinkedWriteRefused(t *testing.T) {
 // (each file's model of its bytes is then exact) and those on different
 // files run concurrently. After each run: the session closes cleanly,
 // xfs_repair -n and xfsimg check find nothing, no file maps real blocks
-// past EOF, and the kernel reads each file as its model. About 15 s;
+// past EOF, and the kernel reads each file as its model. Every other run
+// has the background flusher on. About 15 s;
 // XFSIMG_LONG=1 runs at least 60 s. XFSIMG_SEED sets the first seed.
 func TestRaceRandom(t *testing.T) {
 	oracle.Require(t, oracle.Root, oracle.Loop, oracle.Xfsprogs)
@@ -698,7 +699,9 @@ func randomRun(t *testing.T, seed uint64, dur time.Duration) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := Open(dev, Options{Workers: 4, DirtyLimit: 256 << 10})
+	// Odd seeds run the background flusher too: it writes back from
+	// its own goroutine while the writers go on.
+	s, err := Open(dev, Options{Workers: 4, DirtyLimit: 256 << 10, Background: seed%2 == 1})
 	if err != nil {
 		dev.Close()
 		t.Fatal(err)

@@ -33,6 +33,10 @@ type Options struct {
 	// (dirty or in flight); past it writers write back first, as the
 	// kernel's dirty throttling makes them. 0 means DefaultDirtyLimit.
 	DirtyLimit int64
+	// Background writes files back from a flusher goroutine once the
+	// page cache is past half of DirtyLimit, as the kernel's flusher
+	// threads do, so that writers and writeback overlap (flusher.go).
+	Background bool
 	// Hook, for tests, is called at the points where writeback and
 	// truncate drop the inode lock.
 	Hook Hook
@@ -74,10 +78,11 @@ type Session struct {
 	inodes map[uint64]*inode // files the engine has in core
 	closed bool
 
-	cache  cacheBytes    // page cache size, all files
-	bufs   pageBufs      // page buffers to reuse
-	ioSem  chan struct{} // data writes in flight
-	mapper mapper
+	cache   cacheBytes     // page cache size, all files
+	bufs    pageBufs       // page buffers to reuse
+	ioSem   chan struct{}  // data writes in flight
+	flushWG sync.WaitGroup // the flusher, while it runs
+	mapper  mapper
 
 	resv       []uint32 // per-AG metadata reservations (xfs_ag_resv)
 	maxLevels  int      // BMBT height bound: the worst-case split
@@ -195,6 +200,7 @@ func (s *Session) Close() error {
 		return nil
 	}
 	err := s.Sync()
+	s.flushWG.Wait()
 	for _, ino := range s.inodeList() {
 		if err == nil {
 			err = s.CloseFile(ino)

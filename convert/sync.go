@@ -72,6 +72,9 @@ func (s *Session) writebackAll() error {
 // balanceDirty makes a writer that took the page cache past its limit
 // write back until it is under it again (balance_dirty_pages).
 func (s *Session) balanceDirty(ip *inode) error {
+	if s.opt.Background {
+		return s.throttle()
+	}
 	if s.cache.get() <= s.opt.DirtyLimit {
 		return nil
 	}
@@ -110,6 +113,9 @@ func (s *Session) Fsync(ino uint64) error {
 	if err != nil {
 		return err
 	}
+	if err := s.flushErr(); err != nil {
+		return err
+	}
 	if err := s.writeback(ip, 0, ondisk.MaxFileOff); err != nil {
 		return err
 	}
@@ -139,6 +145,9 @@ func (s *Session) SyncRange(ino uint64, off, length int64) error {
 
 // Sync is sync(2): every file written back, the log forced.
 func (s *Session) Sync() error {
+	if err := s.flushErr(); err != nil {
+		return err
+	}
 	if err := s.writebackAll(); err != nil {
 		return err
 	}

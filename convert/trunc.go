@@ -260,7 +260,7 @@ func (s *Session) zeroRange(ip *inode, from, to int64) (bool, error) {
 			pc.mu.Lock()
 			p := pc.get(b)
 			if p != nil {
-				clear(p.data[lo-int64(b)*bs : hi-int64(b)*bs])
+				clear(s.owned(p)[lo-int64(b)*bs : hi-int64(b)*bs])
 				p.dirty = true
 				dirtied = true
 			}

@@ -56,13 +56,23 @@ func (s *Session) Write(ino uint64, off int64, data []byte) error {
 	if err != nil {
 		return fmt.Errorf("pwrite %d %d: %w", off, len(data), err)
 	}
-	if err := s.fillPages(ip, off, data, partial); err != nil {
-		return err
-	}
+	// The size grows before the pages fill, as the kernel's does before
+	// it unlocks each folio: writeback, which may run meanwhile, writes
+	// nothing of a page past the size it reads, and marks it clean, so a
+	// page filled past the old size would lose its data. Bytes of the
+	// cache past EOF are zeros, so writeback reading the new size first
+	// writes zeros the fill then dirties again.
 	ip.ilock.Lock()
+	old := ip.size
 	ip.size = max(ip.size, end)
 	ip.timesDirty = true
 	ip.ilock.Unlock()
+	if err := s.fillPages(ip, off, data, partial); err != nil {
+		ip.ilock.Lock()
+		ip.size = old
+		ip.ilock.Unlock()
+		return err
+	}
 	s.addStats(func(st *Stats) { st.BytesWritten += int64(len(data)) })
 	return s.balanceDirty(ip)
 }
@@ -287,7 +297,7 @@ func (s *Session) fillPages(ip *inode, off int64, data []byte, partial map[uint6
 		// the lock is dropped.
 		pc.mu.Lock()
 		if p := pc.get(b); p != nil {
-			copy(p.data[lo-int64(b)*bs:hi-int64(b)*bs], data[lo-off:hi-off])
+			copy(s.owned(p)[lo-int64(b)*bs:hi-int64(b)*bs], data[lo-off:hi-off])
 			p.dirty = true
 			pc.mu.Unlock()
 			continue
@@ -308,7 +318,7 @@ func (s *Session) fillPages(ip *inode, off int64, data []byte, partial map[uint6
 		} else {
 			s.bufs.put(np.data)
 		}
-		copy(p.data[lo-int64(b)*bs:hi-int64(b)*bs], data[lo-off:hi-off])
+		copy(s.owned(p)[lo-int64(b)*bs:hi-int64(b)*bs], data[lo-off:hi-off])
 		p.dirty = true
 		pc.mu.Unlock()
 	}

@@ -32,7 +32,8 @@ func (e *engineFlags) add(c *cobra.Command, defaultLimit string) {
 
 // options turns the flags into the engine's Options.
 func (e *engineFlags) options() (convert.Options, error) {
-	var opt convert.Options
+	// Writers and writeback overlap, as on a mounted file system.
+	opt := convert.Options{Background: true}
 	if e.workers < 0 {
 		return opt, fmt.Errorf("--workers %d: must be at least 1", e.workers)
 	}
