@@ -255,9 +255,12 @@ func (s *Session) pwrite(ino uint64, c Command) error {
 		defer in.Close()
 	}
 	buf := make([]byte, min(c.BSize, max(c.Len, 1)))
-	if in == nil {
-		for i := range buf {
-			buf[i] = c.Seed
+	if in == nil && len(buf) > 0 {
+		// Doubling copies: a byte loop over every write's buffer was a
+		// sixth of a run of 100,000 small pwrites.
+		buf[0] = c.Seed
+		for n := 1; n < len(buf); n *= 2 {
+			copy(buf[n:], buf[:n])
 		}
 	}
 	for done := int64(0); done < c.Len; {

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -86,13 +87,22 @@ func describeLookup(err error) error {
 	return err
 }
 
-// setGC tunes the collector for the engine. Transactions make short-lived
-// garbage quickly while the live heap stays small: collect less often. But
-// the live heap holds up to the dirty limit of file data, and four times
-// that between collections would be the resident set: a soft memory limit
-// of the dirty limit plus room for the rest (metadata, I/O buffers in
-// flight) makes the collector run before that.
-func setGC(opt convert.Options) {
+// tuneRuntime tunes the Go runtime for the engine.
+//
+// The collector: transactions make short-lived garbage quickly while the
+// live heap stays small: collect less often. But the live heap holds up to
+// the dirty limit of file data, and four times that between collections
+// would be the resident set: a soft memory limit of the dirty limit plus
+// room for the rest (metadata, I/O buffers in flight) makes the collector
+// run before that.
+//
+// The scheduler: data writes are blocking system calls, dozens in flight,
+// and a goroutine in one keeps its P until the runtime's monitor notices
+// (after 20 µs to 10 ms), so with one P per CPU the writeback loop waits
+// for a P instead of submitting the next write. 57,000 scattered 4 KiB
+// writes took 2.2 s with 2 Ps and 0.9 s with 16 on a 2-CPU machine.
+func tuneRuntime(opt convert.Options) {
+	runtime.GOMAXPROCS(max(runtime.GOMAXPROCS(0), 16))
 	debug.SetGCPercent(400)
 	dl := opt.DirtyLimit
 	if dl <= 0 {
@@ -112,7 +122,7 @@ type engine struct {
 // openEngine opens image for writing (refusing a mounted or locked one)
 // and a session on it.
 func openEngine(image string, opt convert.Options) (*engine, error) {
-	setGC(opt)
+	tuneRuntime(opt)
 	dev, err := ondisk.Open(image, ondisk.OpenOptions{
 		Write: true, Buffered: gflags.buffered, NoWait: true,
 		Warnf: func(format string, args ...any) { fmt.Fprintf(stderr, "xfsimg: "+format+"\n", args...) },
