@@ -490,43 +490,16 @@ func fragImage(t *testing.T, files map[string]int64) string {
 	return img
 }
 
-// racePunch is Punch on a range whose flush has happened: the kernel's
-// punch writes the range back through a writeback context of its own
-// while another one is parked, then unmaps it. xfsimg serializes the
-// writebacks of a file (wbMu), so the flush would wait for the parked
-// writeback; the pages of the range are dropped instead, which leaves
-// the state the flush and the unmap leave: a hole, no pages, no
-// delayed extent.
-func racePunch(t *testing.T, s *Session, ino uint64, off, length int64) {
-	t.Helper()
-	ip, err := s.inode(ino)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ip.iolock.Lock()
-	defer ip.iolock.Unlock()
-	lo, hi := s.fsbDown(off), s.fsbUp(off+length)
-	s.dropPages(ip, lo, hi)
-	ip.ilock.Lock()
-	defer ip.ilock.Unlock()
-	if data, ind := ip.del.remove(lo, hi, s.worstIndlen); data+ind > 0 {
-		s.j.Unreserve(int64(data + ind))
-	}
-	ip.seq.Add(1)
-	err = s.punchDisk(ino, off, length)
-	ip.seq.Add(1)
-	if err != nil {
-		t.Fatal(err)
-	}
-}
-
 // TestRacePunchDuringConversion is scenario 1: file blocks [0,64) are
 // delayed and dirty; writeback of block 40 caches the delayed extent and
 // converts it, and free space in 16-block pieces makes the first
-// allocation [0,16) only. There [16,32) is punched. The legacy writeback
-// goes on over its cached range and allocates the hole: written blocks
-// with no page over them, showing their old contents. The engine looks
-// block 40 up again and converts only the delayed extent there.
+// allocation [0,16) only. There [16,32) is punched, as the kernel does it:
+// the punch's own flush writes the range back (converting [16,32) of the
+// delayed extent that is left) while the other writeback is stopped, then
+// unmaps it. The legacy writeback goes on over its cached range and
+// allocates the hole: written blocks with no page over them, showing their
+// old contents. The engine looks block 40 up again and converts only the
+// delayed extent there.
 func TestRacePunchDuringConversion(t *testing.T) {
 	img := fragImage(t, map[string]int64{"f0": 0})
 	bothWays(t, img, func(t *testing.T, img string, legacy bool) *verdict {
@@ -540,7 +513,17 @@ func TestRacePunchDuringConversion(t *testing.T) {
 		e.sc.waitParked(t, done)
 		exts, _ := e.s.Extents(f0)
 		t.Logf("first allocation: %v", exts)
-		racePunch(t, e.s, f0, 16*bs, 16*bs)
+		punch := async(func() error { return e.s.Punch(f0, 16*bs, 16*bs) })
+		select {
+		case err := <-punch:
+			if err != nil {
+				t.Fatalf("punch: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("punch [16,32) did not complete while writeback of block 40 was stopped")
+		}
+		exts, _ = e.s.Extents(f0)
+		t.Logf("after the punch: %v", exts)
 		e.sc.release <- struct{}{}
 		err := <-done
 		if cerr := e.close(); err == nil {
