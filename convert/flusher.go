@@ -49,7 +49,7 @@ func (s *Session) flush() {
 			return
 		}
 		c.mu.Unlock()
-		if err := s.writebackAll(); err != nil {
+		if err := s.writebackAll(syncNone); err != nil {
 			c.mu.Lock()
 			c.flushErr = err
 			c.flushing = false

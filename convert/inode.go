@@ -12,13 +12,14 @@ import (
 // inode and the xfs_inode together.
 //
 // Locks, outermost first: iolock (the VFS i_rwsem: writes, truncates,
-// punches of the file one at a time), wbMu (one writeback of the file at a
-// time), ilock (the extent state: the delayed extents, the fork through
-// transactions, the sizes), then the page cache's own mutex.
+// punches of the file one at a time), ilock (the extent state: the delayed
+// extents, the fork through transactions, the sizes), then the page
+// cache's own mutex. Writeback takes no lock of the file's own: several
+// writebacks of a file run at once, kept apart by the pages' busy flag
+// (the kernel's writeback bit; see syncMode).
 type inode struct {
 	ino    uint64
 	iolock sync.Mutex
-	wbMu   sync.Mutex
 	ilock  sync.RWMutex
 
 	// seq is the data fork's if_seq: bumped under the exclusive ilock

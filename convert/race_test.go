@@ -490,43 +490,16 @@ func fragImage(t *testing.T, files map[string]int64) string {
 	return img
 }
 
-// racePunch is Punch on a range whose flush has happened: the kernel's
-// punch writes the range back through a writeback context of its own
-// while another one is parked, then unmaps it. xfsimg serializes the
-// writebacks of a file (wbMu), so the flush would wait for the parked
-// writeback; the pages of the range are dropped instead, which leaves
-// the state the flush and the unmap leave: a hole, no pages, no
-// delayed extent.
-func racePunch(t *testing.T, s *Session, ino uint64, off, length int64) {
-	t.Helper()
-	ip, err := s.inode(ino)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ip.iolock.Lock()
-	defer ip.iolock.Unlock()
-	lo, hi := s.fsbDown(off), s.fsbUp(off+length)
-	s.dropPages(ip, lo, hi)
-	ip.ilock.Lock()
-	defer ip.ilock.Unlock()
-	if data, ind := ip.del.remove(lo, hi, s.worstIndlen); data+ind > 0 {
-		s.j.Unreserve(int64(data + ind))
-	}
-	ip.seq.Add(1)
-	err = s.punchDisk(ino, off, length)
-	ip.seq.Add(1)
-	if err != nil {
-		t.Fatal(err)
-	}
-}
-
 // TestRacePunchDuringConversion is scenario 1: file blocks [0,64) are
 // delayed and dirty; writeback of block 40 caches the delayed extent and
 // converts it, and free space in 16-block pieces makes the first
-// allocation [0,16) only. There [16,32) is punched. The legacy writeback
-// goes on over its cached range and allocates the hole: written blocks
-// with no page over them, showing their old contents. The engine looks
-// block 40 up again and converts only the delayed extent there.
+// allocation [0,16) only. There [16,32) is punched, as the kernel does it:
+// the punch's own flush writes the range back (converting [16,32) of the
+// delayed extent that is left) while the other writeback is stopped, then
+// unmaps it. The legacy writeback goes on over its cached range and
+// allocates the hole: written blocks with no page over them, showing their
+// old contents. The engine looks block 40 up again and converts only the
+// delayed extent there.
 func TestRacePunchDuringConversion(t *testing.T) {
 	img := fragImage(t, map[string]int64{"f0": 0})
 	bothWays(t, img, func(t *testing.T, img string, legacy bool) *verdict {
@@ -540,7 +513,17 @@ func TestRacePunchDuringConversion(t *testing.T) {
 		e.sc.waitParked(t, done)
 		exts, _ := e.s.Extents(f0)
 		t.Logf("first allocation: %v", exts)
-		racePunch(t, e.s, f0, 16*bs, 16*bs)
+		punch := async(func() error { return e.s.Punch(f0, 16*bs, 16*bs) })
+		select {
+		case err := <-punch:
+			if err != nil {
+				t.Fatalf("punch: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("punch [16,32) did not complete while writeback of block 40 was stopped")
+		}
+		exts, _ = e.s.Extents(f0)
+		t.Logf("after the punch: %v", exts)
 		e.sc.release <- struct{}{}
 		err := <-done
 		if cerr := e.close(); err == nil {
@@ -635,6 +618,168 @@ func TestRaceTruncatePastCachedTail(t *testing.T) {
 		v.problems = append(v.problems, after.problems...)
 		return v
 	})
+}
+
+// TestRaceFlushWhileParked: writeback of file blocks [40,64) stops just
+// before it submits its I/O (the pages in flight, their data taken), and
+// pages 44-47 are written again meanwhile (dirty while in flight). Then
+// data-integrity flushes of the same file run, as the kernel lets them (no
+// lock keeps two writebacks of a file apart, only the pages' writeback
+// bit): a punch of [8,24), whose flush does not meet the stopped pages,
+// completes while the writeback is stopped; a truncate whose flush covers
+// them, or an fsync, writes every other page and waits. Once the writeback
+// goes on, each completes having written pages 44-47 again: a flush
+// returns with no page of its range in flight and none that was dirty
+// when it started left dirty (write_cache_pages in WB_SYNC_ALL,
+// filemap_fdatawait_range). The fsync is checked by a crash right after
+// it, every run by the oracles after the session closes.
+func TestRaceFlushWhileParked(t *testing.T) {
+	img := raceImage(t, 512<<20, nil, map[string]int64{"f0": 0})
+	for _, op := range []string{"punch+truncate", "fsync"} {
+		t.Run(op, func(t *testing.T) {
+			cp := filepath.Join(t.TempDir(), "fs.img")
+			oracle.Run(t, "cp", "--sparse=always", img, cp)
+			e := openRace(t, cp, false, "f0")
+			f0, bs := e.files["f0"], e.bs
+			ip, err := e.s.inode(f0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var model []byte
+			write := func(blk, n int64, b byte) {
+				t.Helper()
+				if err := e.s.Write(f0, blk*bs, fill(n*bs, b)); err != nil {
+					t.Fatal(err)
+				}
+				if end := (blk + n) * bs; end > int64(len(model)) {
+					model = append(model, make([]byte, end-int64(len(model)))...)
+				}
+				copy(model[blk*bs:], fill(n*bs, b))
+			}
+			write(0, 64, 0x11)
+			write(96, 32, 0x44)
+			e.sc.arm(HookBeforeSubmit, func(ino, blk uint64) bool { return ino == f0 && blk == 40 })
+			wb := async(func() error { return e.s.SyncRange(f0, 40*bs, 24*bs) })
+			e.sc.waitParked(t, wb)
+			for _, p := range pageStates(ip) {
+				if p.blk >= 40 && p.blk < 64 && (!p.busy || p.dirty) {
+					t.Fatalf("setup: page %d is not in flight in the stopped writeback: %+v", p.blk, pageStates(ip))
+				}
+			}
+			write(44, 4, 0x22) // dirty again, still in flight
+			// Only the pages of the stopped writeback, and those
+			// out of the flush's range, may be left in the cache.
+			left := func(keep func(blk uint64) bool) func() bool {
+				return func() bool {
+					for _, p := range pageStates(ip) {
+						if !keep(p.blk) {
+							return false
+						}
+					}
+					return true
+				}
+			}
+			stopped := func(blk uint64) bool { return blk >= 40 && blk < 64 }
+			var flush chan error
+			switch op {
+			case "punch+truncate":
+				if err := await(t, "punch of [8,24)", async(func() error { return e.s.Punch(f0, 8*bs, 16*bs) })); err != nil {
+					t.Fatalf("punch: %v", err)
+				}
+				clear(model[8*bs : 24*bs])
+				size := 100*bs + 100
+				flush = async(func() error { return e.s.Truncate(f0, size) })
+				model = model[:size]
+				// Its flush covers [24,101); [0,8) stays dirty.
+				stillBlocked(t, "truncate", flush, left(func(blk uint64) bool { return blk < 8 || stopped(blk) }))
+			case "fsync":
+				flush = async(func() error { return e.s.Fsync(f0) })
+				stillBlocked(t, "fsync", flush, left(stopped))
+			}
+			e.sc.release <- struct{}{}
+			wbErr := await(t, "the stopped writeback", wb)
+			ferr := await(t, op, flush)
+			if wbErr != nil || ferr != nil {
+				t.Fatalf("sync_range: %v; %s: %v", wbErr, op, ferr)
+			}
+			for _, p := range pageStates(ip) {
+				if p.blk >= 8 || p.busy {
+					t.Fatalf("%s returned with page %d still in the cache (dirty %v, in flight %v): it missed a page dirtied while in flight", op, p.blk, p.dirty, p.busy)
+				}
+			}
+			if op == "fsync" {
+				// The crash: the image as the fsync left it.
+				crash := filepath.Join(t.TempDir(), "crash.img")
+				oracle.Run(t, "cp", "--sparse=always", cp, crash)
+				mnt, _ := oracle.Mount(t, crash)
+				got, err := os.ReadFile(filepath.Join(mnt, "f0"))
+				oracle.Unmount(t, mnt)
+				if err != nil {
+					t.Fatalf("crash image: %v", err)
+				}
+				if !bytes.Equal(got, model) {
+					t.Fatalf("after fsync and a crash the kernel reads other bytes: %s", diffAt(got, model))
+				}
+			}
+			if v := judge(t, cp, e.close(), map[string][]byte{"f0": model}); !v.clean() {
+				t.Fatal(v)
+			}
+		})
+	}
+}
+
+type pageState struct {
+	blk         uint64
+	dirty, busy bool
+}
+
+// pageStates lists the pages ip has in the page cache.
+func pageStates(ip *inode) []pageState {
+	ip.pc.mu.Lock()
+	defer ip.pc.mu.Unlock()
+	var out []pageState
+	for _, p := range ip.pc.pages(0, ondisk.MaxFileOff) {
+		out = append(out, pageState{p.blk, p.dirty, p.busy})
+	}
+	return out
+}
+
+// await returns what done delivers, failing the test if nothing comes
+// within 30 s (a deadlock).
+func await(t *testing.T, what string, done <-chan error) error {
+	t.Helper()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(30 * time.Second):
+		t.Fatalf("%s did not complete", what)
+		return nil
+	}
+}
+
+// stillBlocked waits until ready holds, and then a little longer, failing
+// the test if done delivers meanwhile: what must wait for the stopped
+// writeback.
+func stillBlocked(t *testing.T, what string, done <-chan error, ready func() bool) {
+	t.Helper()
+	fail := func(err error) {
+		t.Fatalf("%s returned (%v) while pages of its range were in flight in the stopped writeback", what, err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); !ready(); time.Sleep(time.Millisecond) {
+		select {
+		case err := <-done:
+			fail(err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never wrote the pages not in flight", what)
+		}
+	}
+	select {
+	case err := <-done:
+		fail(err)
+	case <-time.After(200 * time.Millisecond):
+	}
 }
 
 // TestReflinkedWriteRefused: a COW fork is not implemented (scenarios 4

@@ -30,9 +30,9 @@ func (s *Session) inodeList() []uint64 {
 }
 
 // writebackAll writes back every file with data in the page cache, the
-// files spread over the workers (one writeback per file at a time, as
-// the kernel's flusher does), and waits.
-func (s *Session) writebackAll() error {
+// files spread over the workers (one worker per file, as the kernel's
+// flusher does), and waits.
+func (s *Session) writebackAll(mode syncMode) error {
 	var todo []*inode
 	for _, ino := range s.inodeList() {
 		s.mu.Lock()
@@ -51,7 +51,7 @@ func (s *Session) writebackAll() error {
 		go func() {
 			defer wg.Done()
 			for ip := range jobs {
-				if err := s.writeback(ip, 0, ondisk.MaxFileOff); err != nil {
+				if err := s.writeback(ip, 0, ondisk.MaxFileOff, mode); err != nil {
 					mu.Lock()
 					if first == nil {
 						first = err
@@ -79,13 +79,13 @@ func (s *Session) balanceDirty(ip *inode) error {
 		return nil
 	}
 	// This file first: sequential writers then write large extents.
-	if err := s.writeback(ip, 0, ondisk.MaxFileOff); err != nil {
+	if err := s.writeback(ip, 0, ondisk.MaxFileOff, syncNone); err != nil {
 		return err
 	}
 	if s.cache.get() <= s.opt.DirtyLimit {
 		return nil
 	}
-	return s.writebackAll()
+	return s.writebackAll(syncNone)
 }
 
 // flushTimes logs timestamps a write changed when no transaction since
@@ -116,7 +116,7 @@ func (s *Session) Fsync(ino uint64) error {
 	if err := s.flushErr(); err != nil {
 		return err
 	}
-	if err := s.writeback(ip, 0, ondisk.MaxFileOff); err != nil {
+	if err := s.writeback(ip, 0, ondisk.MaxFileOff, syncAll); err != nil {
 		return err
 	}
 	if err := s.flushTimes(ip); err != nil {
@@ -140,7 +140,7 @@ func (s *Session) SyncRange(ino uint64, off, length int64) error {
 	if length > 0 {
 		end = min(end, s.fsbUp(off+length))
 	}
-	return s.writeback(ip, s.fsbDown(off), end)
+	return s.writeback(ip, s.fsbDown(off), end, syncAll)
 }
 
 // Sync is sync(2): every file written back, the log forced.
@@ -148,7 +148,7 @@ func (s *Session) Sync() error {
 	if err := s.flushErr(); err != nil {
 		return err
 	}
-	if err := s.writebackAll(); err != nil {
+	if err := s.writebackAll(syncAll); err != nil {
 		return err
 	}
 	for _, ino := range s.inodeList() {

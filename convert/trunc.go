@@ -90,7 +90,7 @@ func (s *Session) truncate(ip *inode, size int64) error {
 	s.dropPages(ip, s.fsbUp(size), ondisk.MaxFileOff)
 	s.hook(HookTruncInvalidated, ino, s.fsbUp(size))
 	if didZero || (size > disk && old != disk) {
-		if err := s.writeback(ip, s.fsbDown(disk), s.fsbUp(size)); err != nil {
+		if err := s.writeback(ip, s.fsbDown(disk), s.fsbUp(size), syncAll); err != nil {
 			return err
 		}
 	}
@@ -151,7 +151,7 @@ func (s *Session) Falloc(ino uint64, off, length int64, keepSize bool) error {
 
 func (s *Session) falloc(ip *inode, off, length int64, keepSize bool) error {
 	lo, hi := s.fsbDown(off), s.fsbUp(off+length)
-	if err := s.writeback(ip, lo, hi); err != nil {
+	if err := s.writeback(ip, lo, hi, syncAll); err != nil {
 		return err
 	}
 	ip.ilock.RLock()
@@ -214,7 +214,7 @@ func (s *Session) Fzero(ino uint64, off, length int64, keepSize bool) error {
 // of [from, to), then drop their pages.
 func (s *Session) flushUnmap(ip *inode, from, to int64) error {
 	lo, hi := s.fsbDown(from), s.fsbUp(to)
-	if err := s.writeback(ip, lo, hi); err != nil {
+	if err := s.writeback(ip, lo, hi, syncAll); err != nil {
 		return err
 	}
 	s.dropPages(ip, lo, hi)

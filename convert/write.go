@@ -44,7 +44,7 @@ func (s *Session) Write(ino uint64, off int64, data []byte) error {
 		// unused part of their worst-case BMBT reservation), free the
 		// preallocation past EOF of every file (blockgc, without the
 		// iolock, as the kernel drops it) and try once more.
-		if err = s.writebackAll(); err == nil {
+		if err = s.writebackAll(syncAll); err == nil {
 			ip.iolock.Unlock()
 			err = s.freeAllEOFBlocks()
 			ip.iolock.Lock()

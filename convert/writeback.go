@@ -169,12 +169,30 @@ func (s *Session) beginRsvd(ino uint64) (*txn, error) {
 // maxIOBytes bounds one data write.
 const maxIOBytes = 4 << 20
 
+// syncMode is wbc->sync_mode: what a writeback does about the pages of
+// its range that another writeback of the file has in flight (busy: the
+// writeback bit). No lock keeps two writebacks of a file apart; the busy
+// flag does, as in the kernel.
+type syncMode uint8
+
+const (
+	// syncNone (WB_SYNC_NONE: background and dirty-limit writeback)
+	// skips them.
+	syncNone syncMode = iota
+	// syncAll (WB_SYNC_ALL: a data-integrity flush, as fsync, sync and
+	// the flush before truncate, punch and fallocate change extents)
+	// skips them too on its pass, then waits for each and writes it if
+	// it is dirty again (write_cache_pages waits on a page under
+	// writeback, then writes it if dirty). On return every page of the
+	// range dirty when it started is written and none is in flight
+	// (filemap_fdatawait_range).
+	syncAll
+)
+
 // writeback writes the dirty pages of file blocks [lo, hi) and waits for
 // them, as write_cache_pages with xfs_writepages does: in offset order,
 // contiguous blocks merged into one I/O, several I/Os in flight.
-func (s *Session) writeback(ip *inode, lo, hi uint64) error {
-	ip.wbMu.Lock()
-	defer ip.wbMu.Unlock()
+func (s *Session) writeback(ip *inode, lo, hi uint64, mode syncMode) error {
 	var (
 		ctx   wbCtx
 		cur   *ioend
@@ -206,17 +224,64 @@ func (s *Session) writeback(ip *inode, lo, hi uint64) error {
 	}
 	bs := uint64(s.g.BlockSize)
 	pc := &ip.pc
-	for n := 0; ; n++ {
+	// next takes the next page to write: the dirty pages of [lo, hi) in
+	// order, skipping those in flight in other writebacks, and then, in
+	// syncAll, each of those skipped once it is no longer in flight, if
+	// it is dirty again.
+	var inFlight []*page
+	next := func() *page {
 		pc.mu.Lock()
-		p := pc.takeDirty(lo, hi)
-		pc.mu.Unlock()
+		defer pc.mu.Unlock()
+		if lo < hi {
+			p := pc.takeDirty(lo, hi)
+			end := hi
+			if p != nil {
+				end = p.blk
+			}
+			if mode == syncAll {
+				// The cache holds dirty or busy pages only: what
+				// takeDirty passed is in flight elsewhere.
+				for _, q := range pc.pages(lo, end) {
+					if q.busy {
+						inFlight = append(inFlight, q)
+					}
+				}
+			}
+			if p != nil {
+				lo = p.blk + 1
+				return p
+			}
+			lo = hi
+		}
+		for ; len(inFlight) > 0; inFlight = inFlight[1:] {
+			p := inFlight[0]
+			if p.busy {
+				// Never sleep on a page with pages of ours not
+				// submitted: its writeback may be waiting for them.
+				pc.mu.Unlock()
+				submit(cur)
+				cur = nil
+				pc.mu.Lock()
+				for p.busy {
+					pc.cond.Wait()
+				}
+			}
+			if p.dirty && pc.get(p.blk) == p {
+				inFlight = inFlight[1:]
+				p.dirty, p.busy = false, true
+				return p
+			}
+		}
+		return nil
+	}
+	for n := 0; ; n++ {
+		p := next()
 		if p == nil {
 			break
 		}
 		if n > 0 {
 			s.hook(HookBetweenPages, ip.ino, p.blk)
 		}
-		lo = p.blk + 1
 		m, err := s.mapper.mapBlock(s, ip, &ctx, p.blk)
 		if err == nil && !m.real() {
 			ip.ilock.RLock()
