@@ -40,17 +40,26 @@ func (s *Session) throttle() error {
 func (s *Session) flush() {
 	defer s.flushWG.Done()
 	c := &s.cache
-	for {
-		c.mu.Lock()
+	var ios uint64
+	c.mu.Lock()
+	for pass := 0; ; pass++ {
+		// A pass after which no write completed found every page in
+		// flight in other writebacks (an fsync's): wait for one of
+		// them rather than spin.
+		for pass > 0 && c.bytes > s.bgThresh() && c.ios == ios && c.flushErr == nil {
+			c.cond.Wait()
+		}
 		if c.bytes <= s.bgThresh() {
 			c.flushing = false
 			c.cond.Broadcast()
 			c.mu.Unlock()
 			return
 		}
+		ios = c.ios
 		c.mu.Unlock()
-		if err := s.writebackAll(syncNone); err != nil {
-			c.mu.Lock()
+		err := s.writebackAll(syncNone)
+		c.mu.Lock()
+		if err != nil {
 			c.flushErr = err
 			c.flushing = false
 			c.cond.Broadcast()

@@ -78,6 +78,7 @@ func (s *Session) runIO(io *ioend) error {
 	}
 	pc.cond.Broadcast()
 	pc.mu.Unlock()
+	s.cache.ioDone()
 	if err == nil {
 		s.addStats(func(st *Stats) {
 			st.DataWrites++

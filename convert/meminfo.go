@@ -1,28 +1,12 @@
 package convert
 
-import (
-	"bufio"
-	"os"
-	"strconv"
-	"strings"
-)
+import "golang.org/x/sys/unix"
 
-// totalMemory reads MemTotal from /proc/meminfo; 0 when it cannot.
+// totalMemory is the machine's RAM in bytes; 0 when it cannot be read.
 func totalMemory() int64 {
-	f, err := os.Open("/proc/meminfo")
-	if err != nil {
+	var si unix.Sysinfo_t
+	if err := unix.Sysinfo(&si); err != nil {
 		return 0
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fs := strings.Fields(sc.Text())
-		if len(fs) >= 2 && fs[0] == "MemTotal:" {
-			kb, err := strconv.ParseInt(fs[1], 10, 64)
-			if err == nil {
-				return kb << 10
-			}
-		}
-	}
-	return 0
+	return int64(si.Totalram) * int64(si.Unit)
 }

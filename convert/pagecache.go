@@ -112,6 +112,7 @@ type cacheBytes struct {
 	// waiting for the cache to shrink cannot miss the flusher stopping.
 	flushing bool
 	flushErr error
+	ios      uint64 // data writes completed: the flusher's progress
 }
 
 func (c *cacheBytes) add(n int64) {
@@ -122,6 +123,14 @@ func (c *cacheBytes) add(n int64) {
 	if n < 0 {
 		c.cond.Broadcast()
 	}
+}
+
+// ioDone counts a completed data write and wakes who waits for one.
+func (c *cacheBytes) ioDone() {
+	c.mu.Lock()
+	c.ios++
+	c.mu.Unlock()
+	c.cond.Broadcast()
 }
 
 func (c *cacheBytes) get() int64 {
