@@ -579,11 +579,7 @@ func TestRaceTruncatePastCachedTail(t *testing.T) {
 		if err := e.s.j.Checkpoint(); err != nil {
 			t.Fatal(err)
 		}
-		crash := filepath.Join(t.TempDir(), "crash.img")
-		oracle.Run(t, "cp", "--sparse=always", img, crash)
-		mnt, _ := oracle.Mount(t, crash)
-		got, rerr := os.ReadFile(filepath.Join(mnt, "f0"))
-		oracle.Unmount(t, mnt)
+		crash, got, rerr := crashRead(t, img, "f0")
 		if rerr != nil {
 			v.add("crash image: read f0: %v", rerr)
 		}
@@ -709,11 +705,7 @@ func TestRaceFlushWhileParked(t *testing.T) {
 			}
 			if op == "fsync" {
 				// The crash: the image as the fsync left it.
-				crash := filepath.Join(t.TempDir(), "crash.img")
-				oracle.Run(t, "cp", "--sparse=always", cp, crash)
-				mnt, _ := oracle.Mount(t, crash)
-				got, err := os.ReadFile(filepath.Join(mnt, "f0"))
-				oracle.Unmount(t, mnt)
+				_, got, err := crashRead(t, cp, "f0")
 				if err != nil {
 					t.Fatalf("crash image: %v", err)
 				}
@@ -957,4 +949,17 @@ func randomRun(t *testing.T, seed uint64, dur time.Duration) {
 	if v := judge(t, img, cerr, want); !v.clean() {
 		t.Fatal(v)
 	}
+}
+
+// crashRead copies img as a crash would leave it (the caller forced the
+// log as far as it wants) and returns the copy and what the kernel reads
+// of file name from it after log recovery.
+func crashRead(t *testing.T, img, name string) (string, []byte, error) {
+	t.Helper()
+	crash := filepath.Join(t.TempDir(), "crash.img")
+	oracle.Run(t, "cp", "--sparse=always", img, crash)
+	mnt, _ := oracle.Mount(t, crash)
+	got, err := os.ReadFile(filepath.Join(mnt, name))
+	oracle.Unmount(t, mnt)
+	return crash, got, err
 }
