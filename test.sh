@@ -28,3 +28,9 @@ if [ -n "$unformatted" ]; then
 	exit 1
 fi
 go test -timeout 80m "$@" ./...
+if [ $# -eq 0 ]; then
+	# The concurrency tests again under the race detector, the random
+	# one for a minute: writers, truncates, punches and fsyncs racing
+	# writeback workers and the flusher.
+	XFSIMG_RACE_SECONDS=60 go test -race -timeout 20m -run 'TestRace|TestConcurrent' ./convert ./agf ./log
+fi

@@ -393,6 +393,14 @@ var workloads = []workload{
 	// byte (a write(2) of more than a page could come back short in the
 	// kernel, and xfs_io's pwrite stops on a short write silently).
 	{name: "enospc", size: 300 << 20, enospc: true, script: "pwrite -b 4k 0 230m"},
+	// A write(2) over a written extent and then a hole there is no space
+	// for comes back short in the kernel, with the written part copied;
+	// xfs_io's pwrite stops there silently. The next pwrite fills the
+	// last blocks 4 KiB at a time and fails. The falloc leaves about 100
+	// blocks free.
+	{name: "short-write-near-enospc", size: 300 << 20, files: 2, enospc: true,
+		setup:  "pwrite -S 5 0 1m\nfsync\nopen f1\nfalloc 0 228274176",
+		script: "pwrite -b 4m -S 0x77 512k 2m\npwrite -S 0x78 1m 1m"},
 	{name: "enospc-after-fsync", size: 300 << 20, enospc: true, script: "pwrite -b 1m 0 200m\nfsync\npwrite -S 1 -b 4k 200m 30m"},
 	// Left out, an open difference: on 1 KiB blocks,
 	// {name: "enospc-1k-blocks", mkfs: []string{"-b", "size=1024"}, size: 300 << 20, enospc: true, script: "pwrite -b 4k 0 100m\nfsync\npwrite -S 1 -b 4k 100m 200m"},

@@ -806,13 +806,21 @@ func TestReflinkedWriteRefused(t *testing.T) {
 // files run concurrently. After each run: the session closes cleanly,
 // xfs_repair -n and xfsimg check find nothing, no file maps real blocks
 // past EOF, and the kernel reads each file as its model. Every other run
-// has the background flusher on. About 15 s;
-// XFSIMG_LONG=1 runs at least 60 s. XFSIMG_SEED sets the first seed.
+// has the background flusher on. About 15 s; XFSIMG_LONG=1 runs at least
+// 60 s, XFSIMG_RACE_SECONDS=N about N s (test.sh runs 60 s of it under
+// -race). XFSIMG_SEED sets the first seed.
 func TestRaceRandom(t *testing.T) {
 	oracle.Require(t, oracle.Root, oracle.Loop, oracle.Xfsprogs)
 	total, perRun := 15*time.Second, 3500*time.Millisecond
 	if os.Getenv("XFSIMG_LONG") == "1" {
 		total, perRun = 60*time.Second, 10*time.Second
+	}
+	if v := os.Getenv("XFSIMG_RACE_SECONDS"); v != "" {
+		var n int
+		if _, err := fmt.Sscan(v, &n); err != nil || n <= 0 {
+			t.Fatalf("XFSIMG_RACE_SECONDS=%q: want a number of seconds", v)
+		}
+		total = time.Duration(n) * time.Second
 	}
 	seed := uint64(time.Now().UnixNano())
 	if v := os.Getenv("XFSIMG_SEED"); v != "" {

@@ -2,7 +2,9 @@ package convert
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
+	"github.com/xfsimg/xfsimg/ondisk"
 	"io"
 	"os"
 	"strconv"
@@ -275,7 +277,13 @@ func (s *Session) pwrite(ino uint64, c Command) error {
 			}
 			n = int64(got)
 		}
-		if err := s.Write(ino, c.Off+done, buf[:n]); err != nil {
+		w, err := s.WriteAt(ino, c.Off+done, buf[:n])
+		if err != nil && w > 0 && errors.Is(err, ondisk.ErrNoSpace) {
+			// A short write(2): xfs_io's pwrite stops there,
+			// silently.
+			break
+		}
+		if err != nil {
 			return err
 		}
 		done += n

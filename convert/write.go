@@ -16,28 +16,46 @@ import (
 // nothing changes when it is), an extending write reserves speculative
 // preallocation past EOF, and the data goes to the page cache, to reach
 // the disk at writeback. The in-core size grows at once; the on-disk size
-// when the data is written.
+// when the data is written. A write that finds no space fails whole,
+// writing nothing, even where write(2) would come back short: WriteAt has
+// the short count.
 func (s *Session) Write(ino uint64, off int64, data []byte) error {
+	_, err := s.write(ino, off, data, false)
+	return err
+}
+
+// WriteAt is Write with write(2)'s short count. The kernel's buffered write
+// goes mapping by mapping (an extent, or a hole it reserves as a whole); when
+// a hole after the first finds no space, the write stops there and returns
+// what it copied, without the flush and retry a write that copied nothing
+// gets. WriteAt then returns that count and an error wrapping
+// ondisk.ErrNoSpace, as io.WriterAt must for a short count.
+func (s *Session) WriteAt(ino uint64, off int64, data []byte) (int, error) {
+	return s.write(ino, off, data, true)
+}
+
+// write is Write, and with canShort WriteAt.
+func (s *Session) write(ino uint64, off int64, data []byte, canShort bool) (int, error) {
 	if len(data) == 0 {
-		return nil
+		return 0, nil
 	}
 	if off < 0 {
-		return fmt.Errorf("pwrite %d %d: %w", off, len(data), ErrInvalid)
+		return 0, fmt.Errorf("pwrite %d %d: %w", off, len(data), ErrInvalid)
 	}
 	if off > math.MaxInt64-int64(len(data)) || s.fsbUp(off+int64(len(data))) > ondisk.MaxFileOff {
-		return fmt.Errorf("pwrite %d %d: %w", off, len(data), ErrTooBig)
+		return 0, fmt.Errorf("pwrite %d %d: %w", off, len(data), ErrTooBig)
 	}
 	ip, err := s.inode(ino)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	ip.iolock.Lock()
 	defer ip.iolock.Unlock()
 	if err := s.writable(ip); err != nil {
-		return err
+		return 0, err
 	}
 	end := off + int64(len(data))
-	partial, err := s.reserveWrite(ip, off, end)
+	partial, short, err := s.reserveWrite(ip, off, end, canShort)
 	if errors.Is(err, ondisk.ErrNoSpace) {
 		// xfs_file_buffered_write: before giving ENOSPC, write every
 		// file back (the delayed extents become real and give back the
@@ -50,11 +68,16 @@ func (s *Session) Write(ino uint64, off int64, data []byte) error {
 			ip.iolock.Lock()
 		}
 		if err == nil {
-			partial, err = s.reserveWrite(ip, off, end)
+			partial, short, err = s.reserveWrite(ip, off, end, canShort)
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("pwrite %d %d: %w", off, len(data), err)
+		return 0, fmt.Errorf("pwrite %d %d: %w", off, len(data), err)
+	}
+	full := len(data)
+	if short > 0 {
+		data = data[:short-off]
+		end = short
 	}
 	// The size grows before the pages fill, as the kernel's does before
 	// it unlocks each folio: writeback, which may run meanwhile, writes
@@ -71,10 +94,16 @@ func (s *Session) Write(ino uint64, off int64, data []byte) error {
 		ip.ilock.Lock()
 		ip.size = old
 		ip.ilock.Unlock()
-		return err
+		return 0, err
 	}
 	s.addStats(func(st *Stats) { st.BytesWritten += int64(len(data)) })
-	return s.balanceDirty(ip)
+	if err := s.balanceDirty(ip); err != nil {
+		return len(data), err
+	}
+	if len(data) < full {
+		return len(data), fmt.Errorf("pwrite %d %d: short write of %d bytes: %w", off, full, len(data), ondisk.ErrNoSpace)
+	}
+	return len(data), nil
 }
 
 // writable refuses what a write(2) without O_APPEND gets EPERM for, and
@@ -86,16 +115,21 @@ func (s *Session) writable(ip *inode) error {
 }
 
 // reserveWrite reserves delayed extents over the holes of the blocks the
-// write [off, end) touches, all or nothing, and returns the real written
-// mappings of the partial blocks at its edges (those blocks must be read
-// before the write fills the rest).
-func (s *Session) reserveWrite(ip *inode, off, end int64) (map[uint64]mapping, error) {
+// write [off, end) touches and returns the real written mappings of the
+// partial blocks at its edges (those blocks must be read before the write
+// fills the rest). It goes mapping by mapping as the kernel's write does:
+// with canShort, when a hole after the first mapping finds no space, it
+// keeps what it reserved before and returns the byte where that hole
+// starts as short (0: the whole write is reserved); any other failure
+// undoes it all.
+func (s *Session) reserveWrite(ip *inode, off, end int64, canShort bool) (map[uint64]mapping, int64, error) {
 	ip.ilock.Lock()
 	defer ip.ilock.Unlock()
 	bs := int64(s.g.BlockSize)
 	first, last := s.fsbDown(off), s.fsbUp(end)
 	partial := map[uint64]mapping{}
 	var got []dext
+	var short int64
 	// The extents reserved may have merged with delayed neighbours
 	// (their indirect reservations pooled, the excess given back), so
 	// what taking them out frees is what remove says, not d's own.
@@ -108,7 +142,7 @@ func (s *Session) reserveWrite(ip *inode, off, end int64) (map[uint64]mapping, e
 		m, err := s.lookup(ip, p)
 		if err != nil {
 			undo()
-			return nil, err
+			return nil, 0, err
 		}
 		if m.kind != mapHole {
 			for _, b := range []uint64{first, last - 1} {
@@ -125,7 +159,7 @@ func (s *Session) reserveWrite(ip *inode, off, end int64) (map[uint64]mapping, e
 		if eof && end > ip.size {
 			if prealloc, err = s.preallocSize(ip, p, off); err != nil {
 				undo()
-				return nil, err
+				return nil, 0, err
 			}
 			if prealloc > 0 {
 				alignEnd := (end - 1) / (bs * int64(s.allocsizeBlocks())) * (bs * int64(s.allocsizeBlocks()))
@@ -137,9 +171,14 @@ func (s *Session) reserveWrite(ip *inode, off, end int64) (map[uint64]mapping, e
 			}
 		}
 		d, err := s.reserveDelalloc(ip, p, hend-p, prealloc)
+		if err != nil && canShort && p > first && errors.Is(err, ondisk.ErrNoSpace) {
+			short = int64(p) * bs
+			last = p
+			break
+		}
 		if err != nil {
 			undo()
-			return nil, err
+			return nil, 0, err
 		}
 		got = append(got, d)
 		// A hole longer than one extent can hold takes several.
@@ -149,7 +188,7 @@ func (s *Session) reserveWrite(ip *inode, off, end int64) (map[uint64]mapping, e
 	if off%bs != 0 {
 		needs[first] = true
 	}
-	if end%bs != 0 {
+	if end%bs != 0 && short == 0 {
 		needs[last-1] = true
 	}
 	for b := range partial {
@@ -157,7 +196,7 @@ func (s *Session) reserveWrite(ip *inode, off, end int64) (map[uint64]mapping, e
 			delete(partial, b)
 		}
 	}
-	return partial, nil
+	return partial, short, nil
 }
 
 // reserveDelalloc is xfs_bmapi_reserve_delalloc: reserve length blocks at

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"github.com/xfsimg/xfsimg/ondisk"
 	"io"
 	"os"
 	"time"
@@ -189,11 +191,18 @@ func copyIn(s *convert.Session, ino uint64, off int64, r io.Reader, progress fun
 			done.readErr = true
 			return done, c.err
 		}
-		if err := s.Write(ino, off+done.bytes, c.b); err != nil {
-			return done, err
+		// A short write near ENOSPC is written again from where it
+		// stopped, as cp does: that write gets ENOSPC, or space the
+		// flush before it freed.
+		for b := c.b; len(b) > 0; {
+			n, err := s.WriteAt(ino, off+done.bytes, b)
+			done.bytes += int64(n)
+			progress(n)
+			if err != nil && (n == 0 || !errors.Is(err, ondisk.ErrNoSpace)) {
+				return done, err
+			}
+			b = b[n:]
 		}
-		done.bytes += int64(len(c.b))
-		progress(len(c.b))
 		free <- c.b[:cap(c.b)]
 	}
 	return done, nil
