@@ -117,24 +117,32 @@ func (w *wfs) do(fn func(x *txn) error) {
 // (xfs_bmap_del_extent_real for a reflink inode: a refcount decrease in
 // place of the free).
 func (x *txn) unmapShared(ino, off, n uint64) error {
+	return x.unmapRanges(ino, [][2]uint64{{off, n}})
+}
+
+// unmapRanges is unmapShared for several ranges of one file in the one
+// transaction.
+func (x *txn) unmapRanges(ino uint64, ranges [][2]uint64) error {
 	g := x.w.g
 	f, err := bmbt.OpenFork(x.tx, g, x.al, ino, bmbt.DataFork)
 	if err != nil {
 		return err
 	}
-	pieces, err := f.Remove(off, n)
-	if err != nil {
-		return err
-	}
-	for _, p := range pieces {
-		agno, agbno := g.FSBAgno(p.StartBlock), g.FSBAgbno(p.StartBlock)
-		freed, err := x.rc(agno).Adjust(agbno, uint32(p.BlockCount), -1)
+	for _, r := range ranges {
+		pieces, err := f.Remove(r[0], r[1])
 		if err != nil {
 			return err
 		}
-		for _, e := range freed {
-			if err := x.al.Free(g.FSB(agno, e.Start), e.Len); err != nil {
+		for _, p := range pieces {
+			agno, agbno := g.FSBAgno(p.StartBlock), g.FSBAgbno(p.StartBlock)
+			freed, err := x.rc(agno).Adjust(agbno, uint32(p.BlockCount), -1)
+			if err != nil {
 				return err
+			}
+			for _, e := range freed {
+				if err := x.al.Free(g.FSB(agno, e.Start), e.Len); err != nil {
+					return err
+				}
 			}
 		}
 	}
