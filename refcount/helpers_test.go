@@ -328,3 +328,16 @@ func requireCheckClean(t testing.TB, img string) {
 		t.Errorf("xfsimg check: %s", b.String())
 	}
 }
+
+// crash writes what was committed to the log and in place, and then
+// closes the device without an unmount record: the kernel's next mount
+// runs log recovery (and what follows it) as after a crash.
+func (w *wfs) crash() {
+	w.t.Helper()
+	if err := w.j.Checkpoint(); err != nil {
+		w.t.Fatal(err)
+	}
+	if err := w.dev.Close(); err != nil {
+		w.t.Fatal(err)
+	}
+}
