@@ -1,6 +1,7 @@
 package refcount_test
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -162,5 +163,15 @@ func TestSharedKernel(t *testing.T) {
 		if ok != c.shared || ok && (fbno != c.fbno || flen != c.flen) {
 			t.Errorf("%s: Shared(%d, %d) = %d, %d, %v; want %d, %d, %v", c.name, c.bno, c.n, fbno, flen, ok, c.fbno, c.flen, c.shared)
 		}
+	}
+	// Refusals (the transaction is cancelled).
+	if _, err := rc.Adjust(s, 4, 2); err == nil {
+		t.Errorf("Adjust by 2 succeeded")
+	}
+	if _, err := rc.Adjust(0, 4, 1); err == nil {
+		t.Errorf("Adjust of the AG headers succeeded")
+	}
+	if err := rc.FreeCow(s, 4); !errors.Is(err, ondisk.ErrCorrupt) {
+		t.Errorf("FreeCow of blocks that are not staged: %v, want ErrCorrupt", err)
 	}
 }
