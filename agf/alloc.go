@@ -24,6 +24,10 @@ type Request struct {
 	MinLeft  uint32 // blocks that must stay free in the chosen AG afterwards (for BMBT splits)
 	Exact    bool   // only at Target (xfs_alloc_ag_vextent_exact); fail (not error) if not free
 	Metadata bool   // a btree block (not counted as user data)
+	// SameAG limits the allocation to the target's AG (near Target), as
+	// the kernel's xfs_alloc_vextent_near_bno does for a per-AG btree's
+	// blocks: a refcount btree block elsewhere would be corruption.
+	SameAG bool
 }
 
 // Allocator allocates and frees extents in one transaction across AGs,
@@ -141,6 +145,26 @@ func (a *Allocator) Alloc(req Request) (uint64, uint32, error) {
 		r, ok, err := ag.allocExact(&args)
 		if err != nil || !ok {
 			return fail, 0, err
+		}
+		return a.finish(ag, r, &args)
+	}
+	if req.SameAG {
+		if int64(tagno) < a.highest && a.ags[tagno] == nil {
+			return fail, 0, fmt.Errorf("alloc in ag %d: %w (AG %d is held)", tagno, ErrLockOrder, a.highest)
+		}
+		ag, ok, err := a.prepare(tagno, &args)
+		if err != nil {
+			return fail, 0, err
+		}
+		var r allocResult
+		if ok {
+			r, ok, err = ag.allocNear(&args)
+			if err != nil {
+				return fail, 0, err
+			}
+		}
+		if !ok {
+			return fail, 0, fmt.Errorf("alloc of %d..%d blocks in ag %d: %w", args.minlen, args.maxlen, tagno, ondisk.ErrNoSpace)
 		}
 		return a.finish(ag, r, &args)
 	}

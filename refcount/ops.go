@@ -1,7 +1,9 @@
 // Package refcount owns one allocation group's reference count btree
 // (reflink): records of extents shared by more than one owner, and of
-// copy-on-write staging extents. It holds the tree operations and the
-// record reader; no write code.
+// copy-on-write staging extents. It holds the tree operations, the
+// record reader, and the write side (Writer: Adjust, AllocCow, FreeCow,
+// Shared) that changes the tree in a journal transaction through the one
+// btree engine, as the kernel's xfs_refcount.c.
 package refcount
 
 import (
