@@ -37,12 +37,17 @@ type Writer struct {
 // file system must have reflink; rmapbt is refused because every refcount
 // btree block and staging extent would also need a reverse mapping.
 func Open(tx *log.Tx, g *ondisk.Geometry, al *agf.Allocator, agno uint32) (*Writer, error) {
+	if tx.Journal().Superblock().HasRmapbt() {
+		return nil, fmt.Errorf("agf %d: refcountbt: changes with rmapbt: %w", agno, ondisk.ErrUnsupported)
+	}
+	return open(tx, g, al, agno)
+}
+
+// open is Open without the rmapbt refusal, for lookups only.
+func open(tx *log.Tx, g *ondisk.Geometry, al *agf.Allocator, agno uint32) (*Writer, error) {
 	sb := tx.Journal().Superblock()
 	if !sb.HasReflink() {
 		return nil, fmt.Errorf("agf %d: refcountbt: file system without reflink: %w", agno, ondisk.ErrUnsupported)
-	}
-	if sb.HasRmapbt() {
-		return nil, fmt.Errorf("agf %d: refcountbt: changes with rmapbt: %w", agno, ondisk.ErrUnsupported)
 	}
 	hold, err := al.HoldAGF(agno)
 	if err != nil {

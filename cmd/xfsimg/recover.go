@@ -9,6 +9,8 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/xfsimg/xfsimg/log"
 	"github.com/xfsimg/xfsimg/ondisk"
+	"github.com/xfsimg/xfsimg/refcount"
+	"github.com/xfsimg/xfsimg/xfs"
 )
 
 type lsnJSON struct {
@@ -55,8 +57,10 @@ type recoverJSON struct {
 		IFree    counterJSON `json:"ifree"`
 		FDBlocks counterJSON `json:"fdblocks"`
 	} `json:"counters"`
-	NewHead lsnJSON `json:"new_head"`
-	Seconds float64 `json:"seconds"`
+	// COW staging extents freed after the replay (reflink file systems).
+	CowFreed *refcount.CowLeftovers `json:"cow_staging_freed,omitempty"`
+	NewHead  lsnJSON                `json:"new_head"`
+	Seconds  float64                `json:"seconds"`
 }
 
 func newRecoverCmd() *cobra.Command {
@@ -68,7 +72,9 @@ func newRecoverCmd() *cobra.Command {
 system, the way the kernel does when it mounts it after a crash: buffer and
 inode changes, new inode chunks, cancelled buffers, with the kernel's rules for
 what is already on disk. It then recomputes the superblock counters from the
-AG headers and writes an unmount record, so that the log is clean.
+AG headers and writes an unmount record, so that the log is clean. On a
+reflink file system it then frees the copy-on-write staging extents the crash
+left, as the kernel does after recovery (not with rmapbt: mount to free those).
 
 The whole log is replayed in memory and checked first; nothing is written
 when the log is damaged or holds something xfsimg does not replay (intents
@@ -94,7 +100,19 @@ a log is left for the kernel: mount the file system.
 			if err != nil {
 				return err
 			}
+			var left *refcount.CowLeftovers
+			if !rep.Clean && !rep.DryRun {
+				if left, err = recoverCow(dev); err != nil {
+					return fmt.Errorf("%s: the log is replayed and clean, but: %w", args[0], err)
+				}
+			}
 			out := recoverOut(rep, time.Since(start))
+			if out.CowFreed = left; left != nil && left.Extents > 0 {
+				// The frees moved the free count and the log head.
+				if err := rereadAfterCow(dev, &out); err != nil {
+					return err
+				}
+			}
 			return output(out, func() error { return printRecover(&out) })
 		},
 	}
@@ -182,6 +200,9 @@ func printRecover(r *recoverJSON) error {
 	c := r.Counters
 	fmt.Fprintf(tw, "counters\ticount %d -> %d, ifree %d -> %d, fdblocks %d -> %d\n",
 		c.ICount.Before, c.ICount.After, c.IFree.Before, c.IFree.After, c.FDBlocks.Before, c.FDBlocks.After)
+	if r.CowFreed != nil && r.CowFreed.Extents > 0 {
+		fmt.Fprintf(tw, "COW leftovers\t%d staging extents freed (%d blocks), as the kernel frees them after recovery\n", r.CowFreed.Extents, r.CowFreed.Blocks)
+	}
 	if r.DryRun {
 		fmt.Fprintf(tw, "dry run\tnothing written; the log is still dirty\n")
 	} else {
@@ -189,4 +210,44 @@ func printRecover(r *recoverJSON) error {
 	}
 	fmt.Fprintf(tw, "time\t%.3f s\n", r.Seconds)
 	return tw.Flush()
+}
+
+// recoverCow frees the copy-on-write staging extents a crash left, as the
+// kernel does once it recovered a dirty log: nothing owns them any more.
+// On a file system without reflink it does nothing.
+func recoverCow(dev *ondisk.Device) (*refcount.CowLeftovers, error) {
+	f, err := xfs.New(dev)
+	if err != nil {
+		return nil, err
+	}
+	if !f.SB.HasReflink() {
+		return nil, nil
+	}
+	j, err := log.Open(dev, f.SB, f.Geo, log.Options{})
+	if err != nil {
+		return nil, err
+	}
+	left, err := refcount.RecoverCow(j, f.Geo, f.SB)
+	if cerr := j.Close(); err == nil {
+		err = cerr
+	}
+	return &left, err
+}
+
+// rereadAfterCow puts the free count and the log head recoverCow left into
+// the report.
+func rereadAfterCow(dev *ondisk.Device, out *recoverJSON) error {
+	sb, err := ondisk.ReadSuperblock(dev)
+	if err != nil {
+		return err
+	}
+	out.Counters.FDBlocks.After = sb.FDBlocks
+	a := log.NewArea(dev, ondisk.NewGeometry(sb), sb.UUID)
+	a.LogSUnit = sb.LogSUnit
+	st, err := a.FindState()
+	if err != nil {
+		return err
+	}
+	out.NewHead = lsnOf(st.Head)
+	return nil
 }
