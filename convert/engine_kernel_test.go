@@ -59,6 +59,10 @@ func runKernelScriptENOSPC(t *testing.T, mnt, script string, enospc bool) {
 		l = strings.TrimSpace(l)
 		if f := strings.Fields(l); len(f) == 2 && f[0] == "open" {
 			l = "open " + filepath.Join(mnt, f[1])
+		} else if len(f) >= 2 && f[0] == "reflink" {
+			// reflink fN [src_off dst_off len]: share fN's blocks
+			// into the open file.
+			l = "reflink -q " + filepath.Join(mnt, f[1]) + " " + strings.Join(f[2:], " ")
 		} else if len(f) > 0 && f[0] == "pwrite" {
 			l = "pwrite -q" + strings.TrimPrefix(l, "pwrite")
 		}
@@ -327,6 +331,9 @@ func randomScript(seed uint64, n, files int, span int64, mixed bool) string {
 // agSmall is an image whose AGs are 80 MiB, so a 100 MiB file spans two.
 var agSmall = []string{"-d", "agcount=4"}
 
+// reflinkSetup writes 1 MiB into f0 and shares all of it into f1.
+const reflinkSetup = "pwrite -S 1 0 1m\nfsync\nopen f1\nreflink f0"
+
 var workloads = []workload{
 	// sequential
 	{name: "sequential", script: "pwrite -b 64k 0 8m"},
@@ -393,6 +400,18 @@ var workloads = []workload{
 	// byte (a write(2) of more than a page could come back short in the
 	// kernel, and xfs_io's pwrite stops on a short write silently).
 	{name: "enospc", size: 300 << 20, enospc: true, script: "pwrite -b 4k 0 230m"},
+	// Copy on write: f1 shares f0's blocks (made by the kernel); writes
+	// to either go to new blocks, the other file keeps its bytes.
+	{name: "cow-overwrite-one-block", files: 2, setup: reflinkSetup, script: "pwrite -S 2 64k 4k"},
+	{name: "cow-overwrite-whole", files: 2, setup: reflinkSetup, script: "pwrite -S 2 -b 1m 0 1m"},
+	{name: "cow-overwrite-scattered", files: 2, setup: reflinkSetup, script: "pwrite -S 2 8k 4k\npwrite -S 3 300k 8k\npwrite -S 4 700k 12k\nfsync\npwrite -S 5 900k 4k"},
+	{name: "cow-partial-blocks", files: 2, setup: reflinkSetup, script: "pwrite -S 2 1000 100\npwrite -S 3 70000 5000\npwrite -S 4 1048000 576"},
+	{name: "cow-extend-past-eof", files: 2, setup: reflinkSetup, script: "pwrite -S 2 -b 256k 960k 256k"},
+	{name: "cow-both-files", files: 2, setup: reflinkSetup, script: "pwrite -S 2 0 64k\nopen f1\npwrite -S 3 32k 64k\nfsync\nopen f0\npwrite -S 4 512k 4k"},
+	{name: "cow-rewrite-after-fsync", files: 2, setup: reflinkSetup, script: "pwrite -S 2 128k 16k\nfsync\npwrite -S 3 128k 16k\npwrite -S 4 136k 64k"},
+	{name: "cow-partly-shared", files: 2, setup: "pwrite -S 1 0 1m\nfsync\nopen f1\nreflink f0 256k 0 256k", script: "pwrite -S 2 -b 1m 0 1m"},
+	{name: "cow-truncate", files: 2, setup: reflinkSetup, script: "pwrite -S 2 100k 200k\ntruncate 150000\npwrite -S 3 400k 4k"},
+	{name: "cow-1k-blocks", mkfs: []string{"-b", "size=1024"}, files: 2, setup: reflinkSetup, script: "pwrite -S 2 3000 5000\npwrite -S 3 -b 64k 200k 300k"},
 	// A write(2) over a written extent and then a hole there is no space
 	// for comes back short in the kernel, with the written part copied;
 	// xfs_io's pwrite stops there silently. The next pwrite fills the

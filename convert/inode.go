@@ -27,13 +27,19 @@ type inode struct {
 	// writeback context can tell that a mapping it cached went stale.
 	seq atomic.Uint64
 
+	// cowSeq is the COW fork's if_seq, as seq is the data fork's.
+	cowSeq atomic.Uint64
+
 	// Guarded by ilock.
 	del        *dtree
-	size       int64  // i_size: what reads see, past di_size while data is in flight
-	diskSize   int64  // di_size as committed
-	flags      uint16 // di_flags
-	timesDirty bool   // mtime and ctime to set in the next transaction
-	writeErr   error  // why writes, truncates and punches are refused, if they are
+	cow        cowFork // the COW fork (reflink files)
+	reflink    bool    // di_flags2 REFLINK: blocks may be shared
+	cowExtSz   uint64  // the COW extent size hint, in blocks
+	size       int64   // i_size: what reads see, past di_size while data is in flight
+	diskSize   int64   // di_size as committed
+	flags      uint16  // di_flags
+	timesDirty bool    // mtime and ctime to set in the next transaction
+	writeErr   error   // why writes, truncates and punches are refused, if they are
 
 	// last caches the last mapping read from the fork, valid while seq
 	// has not moved: writes and writeback look the same extent up again
@@ -64,7 +70,8 @@ func (s *Session) inode(ino uint64) (*inode, error) {
 	if err != nil {
 		return nil, err
 	}
-	ip = &inode{ino: ino, del: newDtree(), size: core.Size, diskSize: core.Size, flags: core.Flags, writeErr: writeErr}
+	ip = &inode{ino: ino, del: newDtree(), size: core.Size, diskSize: core.Size, flags: core.Flags, writeErr: writeErr,
+		cow: cowFork{del: newDtree()}, reflink: core.Flags2&ondisk.DiFlags2Reflink != 0, cowExtSz: cowExtSize(&core)}
 	ip.pc.init()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -101,6 +108,7 @@ type mapping struct {
 	off, len   uint64 // file blocks
 	startBlock uint64 // real extents: the file system block of off
 	kind       mapKind
+	cow        bool // an extent of the COW fork
 }
 
 type mapKind uint8
@@ -121,7 +129,11 @@ func (k mapKind) String() string {
 }
 
 func (m mapping) String() string {
-	return fmt.Sprintf("[%d,+%d) %v at %d", m.off, m.len, m.kind, m.startBlock)
+	fork := ""
+	if m.cow {
+		fork = " (COW)"
+	}
+	return fmt.Sprintf("[%d,+%d) %v at %d%s", m.off, m.len, m.kind, m.startBlock, fork)
 }
 
 type cachedMap struct {

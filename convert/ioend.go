@@ -13,6 +13,7 @@ type ioend struct {
 	pages     []*page
 	bufs      [][]byte // what goes to the device: the pages' own buffers
 	unwritten bool     // some of it maps unwritten blocks: flip them at completion
+	cow       bool     // it goes to COW blocks: remap them at completion
 }
 
 func (s *Session) newIoend(ip *inode, off, dblk uint64) *ioend {
@@ -94,6 +95,9 @@ func (s *Session) runIO(io *ioend) error {
 // the device already; the journal flushes the device before a checkpoint,
 // so the data is durable before the change that exposes it.
 func (s *Session) endIO(io *ioend) error {
+	if io.cow {
+		return s.endCow(io)
+	}
 	ip := io.ip
 	n := uint64(len(io.pages))
 	ip.ilock.Lock()

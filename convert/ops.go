@@ -41,8 +41,8 @@ func (t *txn) checkInode(onlyAllocates bool) error {
 		return ondisk.Unsupportedf("inode %d: extent size hint %d (aligned allocation)", ino, c.ExtSize)
 	case c.Flags&ondisk.DiFlagFilestream != 0:
 		return ondisk.Unsupportedf("inode %d: filestreams allocation", ino)
-	case c.Flags2&ondisk.DiFlags2Reflink != 0:
-		return ondisk.Unsupportedf("inode %d: reflinked file (shared extents need the refcount btree)", ino)
+	case c.Flags2&ondisk.DiFlags2Reflink != 0 && t.tx.Journal().Superblock().HasRmapbt():
+		return ondisk.Unsupportedf("inode %d: reflinked file on a file system with rmapbt (refcount changes would need rmap records)", ino)
 	case c.Flags2&ondisk.DiFlags2Dax != 0:
 		return ondisk.Unsupportedf("inode %d: DAX file", ino)
 	}

@@ -1,7 +1,8 @@
 // Package convert changes files in an XFS image as the kernel would for the
-// same system calls, in journaled transactions in the image's own log: for
-// now the space operations of xfs_io (falloc, fpunch, truncate), driven by
-// an xfs_io-style script.
+// same system calls, in journaled transactions in the image's own log:
+// buffered writes (delayed allocation, a page cache, writeback, copy on
+// write for shared blocks) and the space operations of xfs_io (falloc,
+// fpunch, truncate, fzero), driven by an xfs_io-style script.
 package convert
 
 import (
@@ -17,6 +18,7 @@ import (
 	"github.com/xfsimg/xfsimg/bmbt"
 	"github.com/xfsimg/xfsimg/log"
 	"github.com/xfsimg/xfsimg/ondisk"
+	"github.com/xfsimg/xfsimg/refcount"
 	"github.com/xfsimg/xfsimg/xfs"
 )
 
@@ -212,6 +214,17 @@ func (s *Session) Close() error {
 			err = s.CloseFile(ino)
 		}
 	}
+	// Eviction (at unmount): what the COW forks still hold goes.
+	for _, ino := range s.inodeList() {
+		if err == nil {
+			s.mu.Lock()
+			ip := s.inodes[ino]
+			s.mu.Unlock()
+			ip.ilock.Lock()
+			err = s.cancelCow(ip, 0, ondisk.MaxFileOff)
+			ip.ilock.Unlock()
+		}
+	}
 	if err == nil {
 		if d := s.j.Delalloc(); d != 0 {
 			err = fmt.Errorf("%d blocks of delayed allocation left at close", d)
@@ -242,12 +255,13 @@ func (s *Session) Lookup(p string) (uint64, error) {
 
 // txn is one transaction on inode ino's data fork.
 type txn struct {
-	s   *Session
-	res int64 // blocks reserved
-	tx  *log.Tx
-	al  *txAlloc
-	f   *bmbt.IFork
-	ino uint64
+	s       *Session
+	res     int64 // blocks reserved
+	tx      *log.Tx
+	al      *txAlloc
+	f       *bmbt.IFork
+	ino     uint64
+	reflink bool // the file may share blocks: unmapping drops references
 }
 
 // txAlloc is the allocator a transaction hands to the fork and uses for
@@ -259,10 +273,18 @@ type txn struct {
 // transaction committed into the same checkpoint.
 type txAlloc struct {
 	al       *agf.Allocator
+	tx       *log.Tx
 	g        *ondisk.Geometry
 	resv     []uint32
 	queued   []ondisk.Extent // StartBlock, BlockCount of frees to do at commit
 	deferred []ondisk.Extent // frees for the follow-up transaction
+	// decs are file blocks unmapped from a reflinked file: at commit
+	// their reference count drops (xfs_refcount_decrease_extent), and
+	// only those no other file holds are freed.
+	decs []ondisk.Extent
+	// cowDone are COW staging extents remapped into the data fork: at
+	// commit their staging records go (xfs_refcount_free_cow_extent).
+	cowDone []ondisk.Extent
 }
 
 // Alloc keeps the target AG's metadata reservation out of reach, as the
@@ -280,8 +302,48 @@ func (a *txAlloc) Free(fsb uint64, n uint32) error {
 	return nil
 }
 
-// flush does the queued frees.
+// flush does the queued reference drops and frees, in increasing block
+// order (so AG headers are taken in increasing order).
 func (a *txAlloc) flush() error {
+	type refOp struct {
+		e   ondisk.Extent
+		cow bool // a staging record to remove; else a reference to drop
+	}
+	var ops []refOp
+	for _, e := range a.decs {
+		ops = append(ops, refOp{e: e})
+	}
+	for _, e := range a.cowDone {
+		ops = append(ops, refOp{e: e, cow: true})
+	}
+	a.decs, a.cowDone = nil, nil
+	sort.Slice(ops, func(i, j int) bool { return ops[i].e.StartBlock < ops[j].e.StartBlock })
+	writers := map[uint32]*refcount.Writer{}
+	for _, op := range ops {
+		e := op.e
+		agno, agbno := a.g.FSBAgno(e.StartBlock), a.g.FSBAgbno(e.StartBlock)
+		w := writers[agno]
+		if w == nil {
+			var err error
+			if w, err = refcount.Open(a.tx, a.g, a.al, agno); err != nil {
+				return err
+			}
+			writers[agno] = w
+		}
+		if op.cow {
+			if err := w.FreeCow(agbno, uint32(e.BlockCount)); err != nil {
+				return fmt.Errorf("remove the staging record of %d blocks at %d: %w", e.BlockCount, e.StartBlock, err)
+			}
+			continue
+		}
+		gone, err := w.Adjust(agbno, uint32(e.BlockCount), -1)
+		if err != nil {
+			return fmt.Errorf("drop a reference to %d blocks at %d: %w", e.BlockCount, e.StartBlock, err)
+		}
+		for _, x := range gone {
+			a.queued = append(a.queued, ondisk.Extent{StartBlock: a.g.FSB(agno, x.Start), BlockCount: uint64(x.Len)})
+		}
+	}
 	q := a.queued
 	a.queued = nil
 	sort.Slice(q, func(i, j int) bool { return q[i].StartBlock < q[j].StartBlock })
@@ -310,16 +372,17 @@ func (s *Session) begin(ino uint64, res int64) (*txn, error) {
 
 // beginTx opens ino's data fork in tx.
 func (s *Session) beginTx(tx *log.Tx, ino uint64, res int64) (*txn, error) {
-	al := &txAlloc{al: agf.NewAllocator(tx, s.g), g: s.g, resv: s.resv}
+	al := &txAlloc{al: agf.NewAllocator(tx, s.g), tx: tx, g: s.g, resv: s.resv}
 	f, err := bmbt.OpenFork(tx, s.g, al, ino, bmbt.DataFork)
 	if err != nil {
 		tx.Cancel()
 		return nil, err
 	}
+	reflink := f.Core().Flags2&ondisk.DiFlags2Reflink != 0
 	s.mu.Lock()
 	f.SetSeq(s.seqs[ino])
 	s.mu.Unlock()
-	return &txn{s: s, res: res, tx: tx, al: al, f: f, ino: ino}, nil
+	return &txn{s: s, res: res, tx: tx, al: al, f: f, ino: ino, reflink: reflink}, nil
 }
 
 func (t *txn) cancel() { t.tx.Cancel() }
@@ -384,7 +447,11 @@ func (t *txn) free(pieces []ondisk.Extent) error {
 	ps := append([]ondisk.Extent(nil), pieces...)
 	sort.Slice(ps, func(a, b int) bool { return ps[a].StartBlock < ps[b].StartBlock })
 	for _, p := range ps {
-		if err := t.al.Free(p.StartBlock, uint32(p.BlockCount)); err != nil {
+		if t.reflink {
+			// xfs_bmap_del_extent_real on a reflinked file: the
+			// reference goes, the blocks only if it was the last.
+			t.al.decs = append(t.al.decs, ondisk.Extent{StartBlock: p.StartBlock, BlockCount: p.BlockCount})
+		} else if err := t.al.Free(p.StartBlock, uint32(p.BlockCount)); err != nil {
 			return err
 		}
 		t.s.addStats(func(st *Stats) {

@@ -97,6 +97,10 @@ func (s *Session) truncate(ip *inode, size int64) error {
 	ip.ilock.Lock()
 	defer ip.ilock.Unlock()
 	s.dropDelalloc(ip, s.fsbUp(size), ondisk.MaxFileOff)
+	// xfs_itruncate_extents: the COW reservations past EOF go too.
+	if err := s.cancelCow(ip, s.fsbUp(size), ondisk.MaxFileOff); err != nil {
+		return err
+	}
 	ip.seq.Add(1)
 	ip.timesDirty = false
 	err = s.truncateDisk(ino, size)
@@ -254,6 +258,17 @@ func (s *Session) zeroRange(ip *inode, from, to int64) (bool, error) {
 			return dirtied, err
 		}
 		end := min(m.end(), s.fsbUp(to))
+		if ip.reflink && m.kind == mapWritten {
+			// Zeroing shared blocks is a write to them: COW, as
+			// the kernel's IOMAP_ZERO reserves.
+			ip.ilock.Lock()
+			var got []dext
+			_, err := s.reserveShared(ip, m, b, end, &got)
+			ip.ilock.Unlock()
+			if err != nil {
+				return dirtied, err
+			}
+		}
 		for ; b < end; b++ {
 			lo, hi := max(from, int64(b)*bs), min(to, int64(b+1)*bs)
 			pc := &ip.pc

@@ -133,9 +133,13 @@ func (s *Session) reserveWrite(ip *inode, off, end int64, canShort bool) (map[ui
 	// The extents reserved may have merged with delayed neighbours
 	// (their indirect reservations pooled, the excess given back), so
 	// what taking them out frees is what remove says, not d's own.
+	var cows []dext
 	undo := func() {
 		for _, d := range got {
 			s.dropDelalloc(ip, d.off, d.end())
+		}
+		for _, d := range cows {
+			s.dropCowDelalloc(ip, d.off, d.end())
 		}
 	}
 	for p := first; p < last; {
@@ -150,11 +154,38 @@ func (s *Session) reserveWrite(ip *inode, off, end int64, canShort bool) (map[ui
 					partial[b] = m
 				}
 			}
+			if ip.reflink && m.kind == mapWritten {
+				// Shared blocks are written elsewhere: COW
+				// reservations over them (the partial blocks
+				// are still read from m).
+				q, err := s.reserveShared(ip, m, p, min(last, m.end()), &cows)
+				if err != nil && canShort && q > first && errors.Is(err, ondisk.ErrNoSpace) {
+					short, last = int64(q)*bs, q
+					break
+				}
+				if err != nil {
+					undo()
+					return nil, 0, err
+				}
+			}
 			p = m.end()
 			continue
 		}
-		hend := min(last, m.end())
 		eof := m.end() == ondisk.MaxFileOff
+		cowNext := uint64(ondisk.MaxFileOff)
+		if ip.reflink {
+			// A COW extent over the hole takes the write (the COW
+			// reservation of a shared neighbour was widened over
+			// it): no data fork reservation under it.
+			c, ok, next := ip.cow.lookup(p)
+			if ok {
+				p = min(last, c.end(), m.end())
+				continue
+			}
+			cowNext = next
+			m.len = min(m.end(), next) - m.off
+		}
+		hend := min(last, m.end())
 		prealloc := uint64(0)
 		if eof && end > ip.size {
 			if prealloc, err = s.preallocSize(ip, p, off); err != nil {
@@ -166,7 +197,7 @@ func (s *Session) reserveWrite(ip *inode, off, end int64, canShort bool) (map[ui
 				pend := s.fsbDown(alignEnd) + prealloc
 				prealloc = 0
 				if pend > hend {
-					prealloc = pend - hend
+					prealloc = min(pend, cowNext) - min(hend, cowNext)
 				}
 			}
 		}
