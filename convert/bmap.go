@@ -172,23 +172,7 @@ func (t *txn) allocHole(off, length uint64) (ondisk.Extent, error) {
 	}
 	length = min(length, ondisk.MaxExtLen)
 	target := t.s.adjacent(t.s.inodeFSB(t.ino), off, length, pprev, pnext)
-	maxlen := uint32(min(length, uint64(t.s.maxUsable)))
-	minlen, err := t.selectMinLen(target, maxlen)
-	if err != nil {
-		return ondisk.Extent{}, err
-	}
-	req := agf.Request{Target: target, MinLen: minlen, MaxLen: maxlen, Align: 1, MinLeft: f.MinLeft()}
-	fsb, n, err := t.al.Alloc(req)
-	if errors.Is(err, ondisk.ErrNoSpace) && req.MinLen > 1 {
-		// xfs_bmap_btalloc_low_space: any length near the target, then
-		// anything from the first AG on.
-		req.MinLen = 1
-		fsb, n, err = t.al.Alloc(req)
-	}
-	if errors.Is(err, ondisk.ErrNoSpace) {
-		req.Target = 0
-		fsb, n, err = t.al.Alloc(req)
-	}
+	fsb, n, err := t.allocData(target, length, f.MinLeft())
 	if err != nil {
 		return ondisk.Extent{}, fmt.Errorf("inode %d: allocate %d blocks at file block %d: %w", t.ino, length, off, err)
 	}
@@ -201,6 +185,29 @@ func (t *txn) allocHole(off, length uint64) (ondisk.Extent, error) {
 		st.BlocksAlloc += int64(n)
 	})
 	return e, nil
+}
+
+// allocData is xfs_bmap_btalloc for file data: up to length blocks near
+// target, the minimum length chosen from the longest free extents, then,
+// short of space, any length near the target, then anything from the
+// first AG on (xfs_bmap_btalloc_low_space).
+func (t *txn) allocData(target, length uint64, minLeft uint32) (uint64, uint32, error) {
+	maxlen := uint32(min(length, uint64(t.s.maxUsable)))
+	minlen, err := t.selectMinLen(target, maxlen)
+	if err != nil {
+		return 0, 0, err
+	}
+	req := agf.Request{Target: target, MinLen: minlen, MaxLen: maxlen, Align: 1, MinLeft: minLeft}
+	fsb, n, err := t.al.Alloc(req)
+	if errors.Is(err, ondisk.ErrNoSpace) && req.MinLen > 1 {
+		req.MinLen = 1
+		fsb, n, err = t.al.Alloc(req)
+	}
+	if errors.Is(err, ondisk.ErrNoSpace) {
+		req.Target = 0
+		fsb, n, err = t.al.Alloc(req)
+	}
+	return fsb, n, err
 }
 
 // unmapBatch is how many extents one transaction unmaps. The kernel's

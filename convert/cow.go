@@ -250,21 +250,7 @@ func (s *Session) allocCow(ip *inode, d dext) (cext, error) {
 	}
 	length := min(d.len, ondisk.MaxExtLen)
 	target := s.adjacent(s.inodeFSB(ip.ino), d.off, length, prev, nil)
-	maxlen := uint32(min(length, uint64(s.maxUsable)))
-	minlen, err := t.selectMinLen(target, maxlen)
-	if err != nil {
-		return fail(err)
-	}
-	req := agf.Request{Target: target, MinLen: minlen, MaxLen: maxlen, Align: 1}
-	fsb, n, err := t.al.Alloc(req)
-	if errors.Is(err, ondisk.ErrNoSpace) && req.MinLen > 1 {
-		req.MinLen = 1
-		fsb, n, err = t.al.Alloc(req)
-	}
-	if errors.Is(err, ondisk.ErrNoSpace) {
-		req.Target = 0
-		fsb, n, err = t.al.Alloc(req)
-	}
+	fsb, n, err := t.allocData(target, length, 0)
 	if err != nil {
 		return fail(err)
 	}
