@@ -411,6 +411,8 @@ var workloads = []workload{
 	{name: "cow-rewrite-after-fsync", files: 2, setup: reflinkSetup, script: "pwrite -S 2 128k 16k\nfsync\npwrite -S 3 128k 16k\npwrite -S 4 136k 64k"},
 	{name: "cow-partly-shared", files: 2, setup: "pwrite -S 1 0 1m\nfsync\nopen f1\nreflink f0 256k 0 256k", script: "pwrite -S 2 -b 1m 0 1m"},
 	{name: "cow-truncate", files: 2, setup: reflinkSetup, script: "pwrite -S 2 100k 200k\ntruncate 150000\npwrite -S 3 400k 4k"},
+	{name: "cow-punch", files: 2, setup: reflinkSetup, script: "fpunch 10000 300000\npwrite -S 2 200k 8k\nfpunch 500k 4k"},
+	{name: "cow-fzero-falloc", files: 2, setup: reflinkSetup, script: "fzero 3000 70000\nfalloc 900k 400k\npwrite -S 2 1000k 100k\nfzero -k 1200k 4k"},
 	{name: "cow-1k-blocks", mkfs: []string{"-b", "size=1024"}, files: 2, setup: reflinkSetup, script: "pwrite -S 2 3000 5000\npwrite -S 3 -b 64k 200k 300k"},
 	// A write(2) over a written extent and then a hole there is no space
 	// for comes back short in the kernel, with the written part copied;
