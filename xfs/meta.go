@@ -1,6 +1,7 @@
 package xfs
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -26,11 +27,11 @@ type metaCache struct {
 	pageShift uint // log2 of the page size: the block size
 
 	mu      sync.Mutex
-	pages   map[int64][]byte    // page index -> page
-	pending map[int64]*inflight // pages a read is under way for
-	queue   []pageRun           // prefetch runs not started, in disk order
-	workers int                 // goroutines reading the queue
-	idle    sync.Cond           // signalled when the last worker leaves
+	pages   map[int64][]byte // page index -> page
+	pending []pageRun        // reads queued or under way, by first page
+	queue   []pageRun        // prefetch runs not started, in disk order
+	workers int              // goroutines reading the queue
+	idle    sync.Cond        // signalled when the last worker leaves
 	closed  bool
 }
 
@@ -57,8 +58,7 @@ const (
 var errCacheClosed = errors.New("metadata cache closed")
 
 func newMetaCache(dev ondisk.Storage, limit int, blockLog uint) *metaCache {
-	m := &metaCache{dev: dev, limit: limit, pageShift: blockLog,
-		pages: make(map[int64][]byte), pending: make(map[int64]*inflight)}
+	m := &metaCache{dev: dev, limit: limit, pageShift: blockLog, pages: make(map[int64][]byte)}
 	m.idle.L = &m.mu
 	return m
 }
@@ -161,7 +161,7 @@ func (m *metaCache) claim(first, end int64, have [][]byte) ([]pageRun, []*inflig
 			have[p-first] = page
 			continue
 		}
-		if f, ok := m.pending[p]; ok {
+		if f := m.pendingAt(p); f != nil {
 			if len(waits) == 0 || waits[len(waits)-1] != f {
 				waits = append(waits, f)
 			}
@@ -169,14 +169,44 @@ func (m *metaCache) claim(first, end int64, have [][]byte) ([]pageRun, []*inflig
 		}
 		if n := len(runs); n > 0 && runs[n-1].end == p && p-runs[n-1].first < m.maxRunPages() {
 			runs[n-1].end = p + 1
-			m.pending[p] = runs[n-1].f
 			continue
 		}
-		f := &inflight{done: make(chan struct{})}
-		runs = append(runs, pageRun{p, p + 1, f})
-		m.pending[p] = f
+		runs = append(runs, pageRun{p, p + 1, &inflight{done: make(chan struct{})}})
+	}
+	for _, r := range runs {
+		m.addPending(r)
 	}
 	return runs, waits
+}
+
+// pendingAt returns the read under way that covers page p, if any. Runs
+// are at most maxRunPages long, so only those starting that close before
+// p can cover it.
+func (m *metaCache) pendingAt(p int64) *inflight {
+	i, _ := slices.BinarySearchFunc(m.pending, p+1, func(r pageRun, t int64) int { return cmp.Compare(r.first, t) })
+	for i--; i >= 0 && m.pending[i].first > p-m.maxRunPages(); i-- {
+		if p < m.pending[i].end {
+			return m.pending[i].f
+		}
+	}
+	return nil
+}
+
+// addPending records r as under way, keeping the list in page order.
+func (m *metaCache) addPending(r pageRun) {
+	i, _ := slices.BinarySearchFunc(m.pending, r.first, func(q pageRun, t int64) int { return cmp.Compare(q.first, t) })
+	m.pending = slices.Insert(m.pending, i, r)
+}
+
+// dropPending removes r from the reads under way.
+func (m *metaCache) dropPending(r pageRun) {
+	i, _ := slices.BinarySearchFunc(m.pending, r.first, func(q pageRun, t int64) int { return cmp.Compare(q.first, t) })
+	for ; i < len(m.pending) && m.pending[i].first == r.first; i++ {
+		if m.pending[i].f == r.f {
+			m.pending = slices.Delete(m.pending, i, i+1)
+			return
+		}
+	}
 }
 
 // readRun reads the pages of r, caches them and ends r's inflight: the
@@ -204,11 +234,7 @@ func (m *metaCache) readRun(r pageRun) ([]byte, error) {
 			m.pages[p] = buf[i : i+m.pageSize() : i+m.pageSize()]
 		}
 	}
-	for p := r.first; p < r.end; p++ {
-		if m.pending[p] == r.f {
-			delete(m.pending, p)
-		}
-	}
+	m.dropPending(r)
 	m.mu.Unlock()
 	r.f.err = err
 	close(r.f.done)
@@ -238,7 +264,7 @@ func (m *metaCache) Prefetch(daddrs []int64, length int) {
 			if _, ok := m.pages[p]; ok {
 				continue
 			}
-			if _, ok := m.pending[p]; ok {
+			if m.pendingAt(p) != nil {
 				continue
 			}
 			want = append(want, p)
@@ -253,36 +279,41 @@ func (m *metaCache) Prefetch(daddrs []int64, length int) {
 	// chunk one walk wants holds the other's blocks too, which then need
 	// no read of their own; and a chunk between two wanted ones costs
 	// less to read through than another device trip.
-	chunk := m.chunkPages()
-	for i, p := range want {
-		want[i] = p / chunk
-	}
 	slices.Sort(want)
 	want = slices.Compact(want)
-	last := (m.dev.Size() + m.pageSize() - 1) >> m.pageShift // end of the device in pages
-	var runs []pageRun
-	for _, c := range want {
-		first, end := c*chunk, min((c+1)*chunk, last)
-		if n := len(runs); n > 0 && first-runs[n-1].end <= chunk && end-runs[n-1].first <= m.maxRunPages() {
-			runs[n-1].end = end
+	chunk, last := m.chunkPages(), (m.dev.Size()+m.pageSize()-1)>>m.pageShift
+	type span struct {
+		pageRun
+		lo, hi, n int64 // the first and past the last wanted page, how many
+	}
+	var spans []span
+	for _, p := range want {
+		first, end := p/chunk*chunk, min((p/chunk+1)*chunk, last)
+		if n := len(spans); n > 0 && (first < spans[n-1].end ||
+			first-spans[n-1].end <= chunk && end-spans[n-1].first <= m.maxRunPages()) {
+			r := &spans[n-1]
+			r.end, r.hi, r.n = max(r.end, end), p+1, r.n+1
 			continue
 		}
-		runs = append(runs, pageRun{first: first, end: end})
+		spans = append(spans, span{pageRun{first: first, end: end}, p, p + 1, 1})
+	}
+	// A block alone in its chunk (a node among the leaves of other trees,
+	// say) is read by itself: the chunk around it would only make the
+	// read take longer.
+	blockPages := (int64(length) + m.pageSize() - 1) >> m.pageShift
+	runs := make([]pageRun, len(spans))
+	for i, r := range spans {
+		if r.n == r.hi-r.lo && r.n <= blockPages {
+			r.first, r.end = r.lo, r.hi
+		}
+		runs[i] = r.pageRun
 	}
 	// Pages of a run may be cached or pending already: they are read
-	// again with the run but stay with their own read, which is harmless
-	// since metadata pages here are never written.
+	// again with the run, which is harmless since metadata pages here are
+	// never written; a reader waits for whichever read it finds first.
 	for i := range runs {
-		f := &inflight{done: make(chan struct{})}
-		runs[i].f = f
-		for p := runs[i].first; p < runs[i].end; p++ {
-			if _, ok := m.pages[p]; ok {
-				continue
-			}
-			if _, ok := m.pending[p]; !ok {
-				m.pending[p] = f
-			}
-		}
+		runs[i].f = &inflight{done: make(chan struct{})}
+		m.addPending(runs[i])
 	}
 	m.queue = append(m.queue, runs...)
 	for ; m.workers < prefetchJobs && m.workers < len(m.queue); m.workers++ {
@@ -316,11 +347,7 @@ func (m *metaCache) close() {
 	defer m.mu.Unlock()
 	m.closed = true
 	for _, r := range m.queue {
-		for p := r.first; p < r.end; p++ {
-			if m.pending[p] == r.f {
-				delete(m.pending, p)
-			}
-		}
+		m.dropPending(r)
 		r.f.err = errCacheClosed
 		close(r.f.done)
 	}
