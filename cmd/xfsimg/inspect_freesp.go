@@ -72,7 +72,7 @@ func inspectFreesp(f *xfs.FS, onlyAG int) error {
 				defer close(cntDone)
 				cntErr = ag.EachFree(ag.CntTree(), r.cnt.AddOne)
 			}()
-			r.err = ag.EachFree(ag.BnoTree(), func(e ondisk.AllocRec) { r.bno.AddOne(e); r.all.AddOne(e) })
+			r.err = ag.EachFree(ag.BnoTree(), r.bno.AddOne)
 			<-cntDone
 			if r.err == nil {
 				r.err = cntErr
@@ -90,7 +90,9 @@ func inspectFreesp(f *xfs.FS, onlyAG int) error {
 				r.err = fmt.Errorf("agfl %d: %w", agno, err)
 				return
 			}
-			// xfs_db counts each AGFL block as a free extent of one block.
+			// xfs_db counts each AGFL block as a free extent of one block,
+			// on top of the bnobt's extents.
+			r.all.Merge(r.bno)
 			for _, blk := range fl {
 				r.all.AddOne(ondisk.AllocRec{StartBlock: blk, BlockCount: 1})
 			}
