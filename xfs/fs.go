@@ -52,8 +52,8 @@ func New(dev ondisk.Storage) (*FS, error) {
 	}
 	g := ondisk.NewGeometry(sb)
 	f := &FS{Dev: dev, SB: sb, Geo: g}
-	// 64 MiB of metadata pages at most.
-	f.cache = newMetaCache(dev, (64<<20)>>g.BlockLog, g.BlockLog)
+	// 64 MiB of metadata at most, the tables of pages included.
+	f.cache = newMetaCache(dev, 64<<20, g.BlockLog)
 	f.meta = f.cache
 	return f, nil
 }

@@ -23,15 +23,19 @@ import (
 // (the bnobt and cntbt grow side by side) read each page once.
 type metaCache struct {
 	dev       ondisk.Storage
-	limit     int  // pages kept
+	limit     int  // bytes kept: pages and the chunk tables that hold them
 	pageShift uint // log2 of the page size: the block size
 
-	mu      sync.Mutex
-	pages   map[int64][]byte // page index -> page
-	pending []pageRun        // reads queued or under way, by first page
-	queue   []pageRun        // prefetch runs not started, in disk order
-	workers int              // goroutines reading the queue
-	idle    sync.Cond        // signalled when the last worker leaves
+	mu sync.Mutex
+	// groups holds the cached pages by group of groupPages: a map entry
+	// per page cost an insert per page read, thousands per walk of a
+	// large tree, where one per group does.
+	groups  map[int64][][]byte
+	npages  int       // pages cached
+	pending []pageRun // reads queued or under way, by first page
+	queue   []pageRun // prefetch runs not started, in disk order
+	workers int       // goroutines reading the queue
+	idle    sync.Cond // signalled when the last worker leaves
 	closed  bool
 }
 
@@ -58,7 +62,7 @@ const (
 var errCacheClosed = errors.New("metadata cache closed")
 
 func newMetaCache(dev ondisk.Storage, limit int, blockLog uint) *metaCache {
-	m := &metaCache{dev: dev, limit: limit, pageShift: blockLog, pages: make(map[int64][]byte)}
+	m := &metaCache{dev: dev, limit: limit, pageShift: blockLog, groups: make(map[int64][][]byte)}
 	m.idle.L = &m.mu
 	return m
 }
@@ -66,6 +70,16 @@ func newMetaCache(dev ondisk.Storage, limit int, blockLog uint) *metaCache {
 func (m *metaCache) pageSize() int64    { return 1 << m.pageShift }
 func (m *metaCache) maxRunPages() int64 { return max(1, int64(maxRunBytes)>>m.pageShift) }
 func (m *metaCache) chunkPages() int64  { return max(1, int64(prefetchAlign)>>m.pageShift) }
+
+// groupPages is how many pages share an entry of the page table. The
+// entry's slice headers cost memory for the pages absent too, which the
+// limit counts, so a group stays small next to a page.
+const groupPages = 16
+
+// size is what the cache holds in bytes, tables included.
+func (m *metaCache) size(pages, groups int) int {
+	return pages<<m.pageShift + groups*(groupPages*24+64)
+}
 
 // span is the page range [first, end) covering a metadata read.
 func (m *metaCache) span(daddr int64, length int) (int64, int64) {
@@ -90,9 +104,9 @@ func (m *metaCache) ReadMeta(daddr int64, length int) ([]byte, error) {
 		// written after they are read, and callers must not modify what
 		// they get.
 		m.mu.Lock()
-		page, ok := m.pages[first]
+		page := m.page(first)
 		m.mu.Unlock()
-		if !ok {
+		if page == nil {
 			have, err := m.gather(first, end)
 			if err != nil {
 				return nil, err
@@ -157,7 +171,7 @@ func (m *metaCache) claim(first, end int64, have [][]byte) ([]pageRun, []*inflig
 		if have[p-first] != nil {
 			continue
 		}
-		if page, ok := m.pages[p]; ok {
+		if page := m.page(p); page != nil {
 			have[p-first] = page
 			continue
 		}
@@ -177,6 +191,14 @@ func (m *metaCache) claim(first, end int64, have [][]byte) ([]pageRun, []*inflig
 		m.addPending(r)
 	}
 	return runs, waits
+}
+
+// page returns cached page p, or nil.
+func (m *metaCache) page(p int64) []byte {
+	if g := m.groups[p/groupPages]; g != nil {
+		return g[p%groupPages]
+	}
+	return nil
 }
 
 // pendingAt returns the read under way that covers page p, if any. Runs
@@ -226,12 +248,24 @@ func (m *metaCache) readRun(r pageRun) ([]byte, error) {
 	}
 	m.mu.Lock()
 	if err == nil {
-		if len(m.pages)+int(r.end-r.first) > m.limit {
-			clear(m.pages) // crude but bounded; walks are mostly sequential
+		n := int(r.end - r.first)
+		if m.size(m.npages+n, len(m.groups)+n/groupPages+2) > m.limit {
+			clear(m.groups) // crude but bounded; walks are mostly sequential
+			m.npages = 0
 		}
+		var g [][]byte
 		for p := r.first; p < r.end; p++ {
+			if g == nil || p%groupPages == 0 {
+				if g = m.groups[p/groupPages]; g == nil {
+					g = make([][]byte, groupPages)
+					m.groups[p/groupPages] = g
+				}
+			}
+			if g[p%groupPages] == nil {
+				m.npages++
+			}
 			i := (p - r.first) << m.pageShift
-			m.pages[p] = buf[i : i+m.pageSize() : i+m.pageSize()]
+			g[p%groupPages] = buf[i : i+m.pageSize() : i+m.pageSize()]
 		}
 	}
 	m.dropPending(r)
@@ -261,7 +295,7 @@ func (m *metaCache) Prefetch(daddrs []int64, length int) {
 		}
 		first, end := m.span(d, length)
 		for p := first; p < end; p++ {
-			if _, ok := m.pages[p]; ok {
+			if m.page(p) != nil {
 				continue
 			}
 			if m.pendingAt(p) != nil {

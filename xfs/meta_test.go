@@ -51,7 +51,7 @@ func newTestCache(t *testing.T) (*metaCache, *countingDev, []byte) {
 		img[i] = byte(i / 1024 * 7)
 	}
 	dev := &countingDev{MemDevice: ondisk.NewMemDevice(bytes.Clone(img))}
-	m := newMetaCache(dev, 1<<12, 10)
+	m := newMetaCache(dev, 4<<20, 10)
 	t.Cleanup(m.close)
 	return m, dev, img
 }
@@ -183,5 +183,22 @@ func TestMetaClose(t *testing.T) {
 	expectMeta(t, m, img, 3000, 1024)
 	if got := dev.count(); got != n+1 {
 		t.Fatalf("%d device reads after close, want 1", got-n)
+	}
+}
+
+// The cache stays within its limit, the tables holding the pages counted,
+// however sparsely the pages are read.
+func TestMetaLimit(t *testing.T) {
+	m, _, img := newTestCache(t)
+	m.limit = 64 << 10
+	for i := range int64(300) {
+		daddr := (i * 37 % 4000) * 2 // blocks spread over the device
+		expectMeta(t, m, img, daddr, 1024)
+		m.mu.Lock()
+		size := m.size(m.npages, len(m.groups))
+		m.mu.Unlock()
+		if size > m.limit {
+			t.Fatalf("after %d reads the cache holds %d bytes, over its limit of %d", i+1, size, m.limit)
+		}
 	}
 }
