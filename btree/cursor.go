@@ -117,11 +117,11 @@ type readahead struct {
 // first child), to have the store read what the walk needs next with few
 // large reads, many in flight. A node's children are handed over when the
 // node is entered. For a level-1 node the window also takes in the leaves
-// of the nodes after it, so the store sees the whole run of leaves ahead
-// at once rather than a node's worth per trip; it reads those nodes, which
-// their parent's readahead has already asked for, through the verifying
-// readBlock, and stops at the first that fails, since the walk itself
-// reports that block when it reaches it.
+// of the nodes after it, so the store has the run of leaves ahead to read
+// with large reads, several at once, rather than a node's worth per trip;
+// it reads those nodes, which their parent's readahead has already asked
+// for, through the verifying readBlock, and stops at the first that
+// fails, since the walk itself reports that block when it reaches it.
 func (c *Cursor) readAhead(b *block, lvl int) {
 	pf, ok := c.t.Store.(Prefetcher)
 	if !ok {
@@ -135,11 +135,13 @@ func (c *Cursor) readAhead(b *block, lvl int) {
 	if ra.parent != up.b {
 		*ra = readahead{parent: up.b, next: up.idx, leaves: make([]int, up.b.numRecs())}
 	}
-	// One request for the whole window, so the store can merge the
-	// leaves of neighbouring nodes into the same reads.
-	var ptrs []uint64
+	// The entered node's leaves go first, alone: the walk needs them
+	// before any other and they need no other read. The leaves of the
+	// nodes after it go together once those nodes are read (their reads
+	// were asked for together, so they arrive together), so the store can
+	// merge them into as few large reads as possible.
 	if ra.next <= up.idx {
-		ptrs = c.appendChildren(ptrs, b)
+		c.prefetchChildren(pf, b)
 		ra.leaves[up.idx] = b.numRecs()
 		ra.next = up.idx + 1
 	}
@@ -148,6 +150,7 @@ func (c *Cursor) readAhead(b *block, lvl int) {
 		ahead += ra.leaves[j]
 	}
 	window := readaheadBytes / max(c.t.Shape.BlockSize, 1)
+	var ptrs []uint64
 	for ; ra.next < len(ra.leaves) && ahead < window && !ra.stop; ra.next++ {
 		sib, err := c.t.readBlock(c.t.ptr(up.b, ra.next), lvl, false)
 		if err != nil {
