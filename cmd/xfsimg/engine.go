@@ -92,6 +92,9 @@ func describeLookup(err error) error {
 // of the dirty limit plus room for the rest (metadata, I/O buffers in
 // flight) makes the collector run before that.
 func setGC(opt convert.Options) {
+	gcMu.Lock()
+	defer gcMu.Unlock()
+	gcTuned = true
 	debug.SetGCPercent(400)
 	dl := opt.DirtyLimit
 	if dl <= 0 {
