@@ -58,6 +58,9 @@ func inspectFreesp(f *xfs.FS, onlyAG int) error {
 			defer wg.Done()
 			r := &res[i]
 			r.all, r.bno, r.cnt = agf.NewHistogram(maxLen), agf.NewHistogram(maxLen), agf.NewHistogram(maxLen)
+			// The AGFL is needed after the walks: have it read meanwhile
+			// rather than wait for it then.
+			f.Prefetch([]int64{f.Geo.AGFLDaddr(agno)}, f.Geo.SectSize)
 			ag, err := f.FreeSpace(agno)
 			if err != nil {
 				r.err = err
