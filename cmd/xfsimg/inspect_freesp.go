@@ -43,7 +43,12 @@ func inspectFreesp(f *xfs.FS, onlyAG int) error {
 		}
 	}
 	// The AGs are independent: each reads its trees into histograms of its
-	// own, in parallel; they are added up in AG order.
+	// own, in parallel; they are added up in AG order. A few AGs at a time
+	// keep the device busy, and each walk reads ahead of itself into the
+	// shared metadata cache: more walks at once than it holds windows for
+	// would evict each other's blocks before they are used.
+	const agsAtOnce = 4
+	sem := make(chan struct{}, agsAtOnce)
 	maxLen := uint64(f.Geo.AGBlocks)
 	type agFree struct {
 		all, bno, cnt *agf.Histogram
@@ -56,6 +61,8 @@ func inspectFreesp(f *xfs.FS, onlyAG int) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
 			r := &res[i]
 			r.all, r.bno, r.cnt = agf.NewHistogram(maxLen), agf.NewHistogram(maxLen), agf.NewHistogram(maxLen)
 			// The AGFL is needed after the walks: have it read meanwhile
