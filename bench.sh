@@ -80,6 +80,10 @@ bench_read() {
 	umount "$mnt"
 	detach "$dev"
 	xfs_db -r -c "inode $ino" -c "p core.format" "$img" | grep -q btree || { echo "frag is not in btree format" >&2; exit 1; }
+	# The loop device left the image dirty in the host's page cache: write
+	# it back first, or the O_DIRECT reads (xfsimg's and dd's) race the
+	# writeback for the disk while xfs_db reads the cached pages.
+	sync
 
 	compare "inspect freesp (few extents)" 20 "$X inspect $img freesp" "xfs_db -r -c freesp $img"
 	# Free space cut into 100,000 one-block extents: a prealloc'd file
@@ -100,6 +104,7 @@ for i in range(100000):
 	tail -n +2 "$work/punch.cmds" | xfs_io "$mnt/f" >/dev/null
 	umount "$mnt"
 	detach "$dev"
+	sync
 	compare "inspect freesp (100k free extents)" 10 "$X inspect $frag freesp" "xfs_db -r -c freesp $frag"
 	compare "inspect bmap (BMBT) vs xfs_db bmap" 20 "$X inspect $img bmap $ino" "xfs_db -r -c 'inode $ino' -c bmap $img"
 	# dd reads the same 1 GiB where the file's extents are on the image:

@@ -20,9 +20,9 @@ type Cursor struct {
 	t     *Tree
 	path  []pathEnt // [0] is the leaf level
 	valid bool
-	// readAhead asks the store to fetch a level-1 node's children together
-	// when the cursor enters the node: set by whole-tree walks.
-	readAhead bool
+	// ra reads ahead of the cursor, set by whole-tree walks: nil for
+	// cursors that look up a few records.
+	ra *readahead
 
 	// joined is the block a join emptied, to be freed.
 	joined uint64
@@ -89,24 +89,94 @@ func (c *Cursor) descend(pick func(b *block) int) error {
 
 // child reads the i'th child of node b, which must be at level lvl.
 func (c *Cursor) child(b *block, i, lvl int) (*block, error) {
-	if c.readAhead && lvl == 0 && i == 0 {
-		c.prefetchChildren(b)
+	if c.ra != nil && i == 0 {
+		c.readAhead(b, lvl+1)
 	}
 	p := c.t.ptr(b, i)
 	return c.t.readBlock(p, lvl, false)
 }
 
-// prefetchChildren hands all of a node's child pointers to the store.
-func (c *Cursor) prefetchChildren(b *block) {
+// readaheadBytes is how far a whole-tree walk keeps its leaves read ahead
+// of itself: eight large reads keep a device busy, and it stays small next
+// to the metadata cache (64 MiB) that several walks share. (A variable so
+// that tests can make it small.)
+var readaheadBytes = 2 << 20
+
+// readahead is a whole-tree walk's state of reading ahead at the leaf
+// level, as xfs_repair's prefetch: the leaves of the level-1 nodes of one
+// parent are handed to the store up to a window past the node the cursor
+// is in.
+type readahead struct {
+	parent *block // the level-2 node whose children's leaves are handed out
+	next   int    // its first child whose leaves are not handed out yet
+	leaves []int  // leaves handed out, by index of the child in parent
+	stop   bool   // a child could not be read: the walk reports it on arrival
+}
+
+// readAhead is called when the cursor enters node b at level lvl (at its
+// first child), to have the store read what the walk needs next with few
+// large reads, many in flight. A node's children are handed over when the
+// node is entered. For a level-1 node the window also takes in the leaves
+// of the nodes after it, so the store has the run of leaves ahead to read
+// with large reads, several at once, rather than a node's worth per trip;
+// it reads those nodes, which their parent's readahead has already asked
+// for, through the verifying readBlock, and stops at the first that
+// fails, since the walk itself reports that block when it reaches it.
+func (c *Cursor) readAhead(b *block, lvl int) {
 	pf, ok := c.t.Store.(Prefetcher)
 	if !ok {
 		return
 	}
-	ptrs := make([]uint64, b.numRecs())
-	for i := range ptrs {
-		ptrs[i] = c.t.ptr(b, i)
+	if lvl >= 2 || lvl+1 >= len(c.path) {
+		c.prefetchChildren(pf, b) // nodes, few and all needed soon; or a root leaf's parent
+		return
 	}
-	pf.PrefetchBlocks(ptrs)
+	ra, up := c.ra, c.path[lvl+1] // b's parent, and b's index in it
+	if ra.parent != up.b {
+		*ra = readahead{parent: up.b, next: up.idx, leaves: make([]int, up.b.numRecs())}
+	}
+	// The entered node's leaves go first, alone: the walk needs them
+	// before any other and they need no other read. The leaves of the
+	// nodes after it go together once those nodes are read (their reads
+	// were asked for together, so they arrive together), so the store can
+	// merge them into as few large reads as possible.
+	if ra.next <= up.idx {
+		c.prefetchChildren(pf, b)
+		ra.leaves[up.idx] = b.numRecs()
+		ra.next = up.idx + 1
+	}
+	ahead := 0
+	for j := up.idx + 1; j < ra.next; j++ {
+		ahead += ra.leaves[j]
+	}
+	window := readaheadBytes / max(c.t.Shape.BlockSize, 1)
+	var ptrs []uint64
+	for ; ra.next < len(ra.leaves) && ahead < window && !ra.stop; ra.next++ {
+		sib, err := c.t.readBlock(c.t.ptr(up.b, ra.next), lvl, false)
+		if err != nil {
+			ra.stop = true
+			break
+		}
+		ptrs = c.appendChildren(ptrs, sib)
+		ra.leaves[ra.next] = sib.numRecs()
+		ahead += sib.numRecs()
+	}
+	if len(ptrs) > 0 {
+		pf.PrefetchBlocks(ptrs)
+	}
+}
+
+// prefetchChildren hands all of a node's child pointers to the store.
+func (c *Cursor) prefetchChildren(pf Prefetcher, b *block) {
+	pf.PrefetchBlocks(c.appendChildren(nil, b))
+}
+
+// appendChildren appends node b's child pointers to ptrs.
+func (c *Cursor) appendChildren(ptrs []uint64, b *block) []uint64 {
+	for i := range b.numRecs() {
+		ptrs = append(ptrs, c.t.ptr(b, i))
+	}
+	return ptrs
 }
 
 // First moves to the first record; false if the tree is empty.
@@ -219,7 +289,7 @@ func (c *Cursor) step(dir int) (bool, error) {
 // error, which it returns.
 func (t *Tree) Records(fn func(rec []byte) error) error {
 	c := t.NewCursor()
-	c.readAhead = true
+	c.ra = &readahead{}
 	ok, err := c.First()
 	for ok && err == nil {
 		// A leaf at a time: the records of one block need no path walk.

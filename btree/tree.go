@@ -17,8 +17,11 @@ type Store interface {
 }
 
 // Prefetcher is a Store that can read many blocks at once. Walks that
-// visit every leaf (Records) use it to read a node's children together
-// rather than one device trip at a time.
+// visit every block (Records, Walk) use it to have the blocks ahead of
+// them read together, many device trips in flight, rather than one trip
+// per block. PrefetchBlocks is a hint: it may return before the blocks
+// are read (a later ReadBlock waits for them), and it reports nothing,
+// since the ReadBlock that needs a block reports why it cannot be read.
 type Prefetcher interface {
 	PrefetchBlocks(ptrs []uint64)
 }

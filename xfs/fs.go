@@ -12,11 +12,12 @@ import (
 
 // FS is an open XFS file system.
 type FS struct {
-	Dev  ondisk.Storage
-	SB   *ondisk.Superblock
-	Geo  *ondisk.Geometry
-	meta MetaReader
-	dev  *ondisk.Device // set when FS opened the device itself
+	Dev   ondisk.Storage
+	SB    *ondisk.Superblock
+	Geo   *ondisk.Geometry
+	meta  MetaReader
+	cache *metaCache     // the device's page cache, which Close quiesces
+	dev   *ondisk.Device // set when FS opened the device itself
 }
 
 // MetaReader reads metadata by disk address. The default reads the device
@@ -51,8 +52,9 @@ func New(dev ondisk.Storage) (*FS, error) {
 	}
 	g := ondisk.NewGeometry(sb)
 	f := &FS{Dev: dev, SB: sb, Geo: g}
-	// 64 MiB of metadata pages at most.
-	f.meta = newMetaCache(dev, (64<<20)>>g.BlockLog, g.BlockLog)
+	// 64 MiB of metadata at most, the tables of pages included.
+	f.cache = newMetaCache(dev, 64<<20, g.BlockLog)
+	f.meta = f.cache
 	return f, nil
 }
 
@@ -65,17 +67,22 @@ func (f *FS) ReadMeta(daddr int64, length int) ([]byte, error) {
 	return f.meta.ReadMeta(daddr, length)
 }
 
-// Prefetch reads many metadata blocks of length bytes at once, when the
-// metadata reader can (the device cache can; the journal has nothing to
-// gain). Errors are left for the reads that need the blocks.
+// Prefetch queues many metadata blocks of length bytes to be read in the
+// background, several reads in flight, when the metadata reader can (the
+// device cache can; the journal has nothing to gain). It returns at once;
+// a ReadMeta of a queued block waits for its read. Errors are left for the
+// reads that need the blocks.
 func (f *FS) Prefetch(daddrs []int64, length int) {
 	if p, ok := f.meta.(interface{ Prefetch([]int64, int) }); ok {
 		p.Prefetch(daddrs, length)
 	}
 }
 
-// Close closes the device if Open opened it.
+// Close closes the device if Open opened it. Prefetches still queued are
+// dropped and those under way waited for first: they read the device in
+// the background and must not outlive it.
 func (f *FS) Close() error {
+	f.cache.close()
 	if f.dev != nil {
 		return f.dev.Close()
 	}

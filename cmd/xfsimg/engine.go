@@ -103,6 +103,9 @@ func describeLookup(err error) error {
 // writes took 2.2 s with 2 Ps and 0.9 s with 16 on a 2-CPU machine.
 func tuneRuntime(opt convert.Options) {
 	runtime.GOMAXPROCS(max(runtime.GOMAXPROCS(0), 16))
+	gcMu.Lock()
+	defer gcMu.Unlock()
+	gcTuned = true
 	debug.SetGCPercent(400)
 	dl := opt.DirtyLimit
 	if dl <= 0 {

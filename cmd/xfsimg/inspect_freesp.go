@@ -43,7 +43,12 @@ func inspectFreesp(f *xfs.FS, onlyAG int) error {
 		}
 	}
 	// The AGs are independent: each reads its trees into histograms of its
-	// own, in parallel; they are added up in AG order.
+	// own, in parallel; they are added up in AG order. A few AGs at a time
+	// keep the device busy, and each walk reads ahead of itself into the
+	// shared metadata cache: more walks at once than it holds windows for
+	// would evict each other's blocks before they are used.
+	const agsAtOnce = 4
+	sem := make(chan struct{}, agsAtOnce)
 	maxLen := uint64(f.Geo.AGBlocks)
 	type agFree struct {
 		all, bno, cnt *agf.Histogram
@@ -56,8 +61,13 @@ func inspectFreesp(f *xfs.FS, onlyAG int) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
 			r := &res[i]
 			r.all, r.bno, r.cnt = agf.NewHistogram(maxLen), agf.NewHistogram(maxLen), agf.NewHistogram(maxLen)
+			// The AGFL is needed after the walks: have it read meanwhile
+			// rather than wait for it then.
+			f.Prefetch([]int64{f.Geo.AGFLDaddr(agno)}, f.Geo.SectSize)
 			ag, err := f.FreeSpace(agno)
 			if err != nil {
 				r.err = err
@@ -72,7 +82,7 @@ func inspectFreesp(f *xfs.FS, onlyAG int) error {
 				defer close(cntDone)
 				cntErr = ag.EachFree(ag.CntTree(), r.cnt.AddOne)
 			}()
-			r.err = ag.EachFree(ag.BnoTree(), func(e ondisk.AllocRec) { r.bno.AddOne(e); r.all.AddOne(e) })
+			r.err = ag.EachFree(ag.BnoTree(), r.bno.AddOne)
 			<-cntDone
 			if r.err == nil {
 				r.err = cntErr
@@ -90,7 +100,9 @@ func inspectFreesp(f *xfs.FS, onlyAG int) error {
 				r.err = fmt.Errorf("agfl %d: %w", agno, err)
 				return
 			}
-			// xfs_db counts each AGFL block as a free extent of one block.
+			// xfs_db counts each AGFL block as a free extent of one block,
+			// on top of the bnobt's extents.
+			r.all.Merge(r.bno)
 			for _, blk := range fl {
 				r.all.AddOne(ondisk.AllocRec{StartBlock: blk, BlockCount: 1})
 			}

@@ -23,6 +23,7 @@ func (e *exitError) Error() string { return e.err.Error() }
 func (e *exitError) Unwrap() error { return e.err }
 
 func main() {
+	deferFirstGC()
 	// Tables write cell by cell: buffer standard output so that a long
 	// listing is a few large writes, not one system call per cell.
 	w := bufio.NewWriterSize(os.Stdout, 256<<10)
