@@ -67,7 +67,9 @@ func runDemo(img string) error {
 		{"One allocation group's free-space header, every field named as xfs_db names it.", []string{"inspect", img, "agf", "0"}},
 		{"Writing without mounting: preallocate 4 MiB as unwritten extents, punch a hole, each a journaled transaction in the image's own log.",
 			[]string{"convert", img, "/data/fragmented.bin", "-c", "falloc 1m 4m", "-c", "fpunch 2m 256k"}},
-		{"The new map: unwritten extents from the allocator, the hole left by the punch.", []string{"inspect", img, "bmap", "/data/fragmented.bin"}},
+		{"The main job, buffered writes as the kernel does them: pwrite reserves delayed allocation, fsync writes back: the delayed extent becomes blocks from the free-space btrees, the data goes out with O_DIRECT, and the mapping is committed in the log.",
+			[]string{"convert", img, "/data/fragmented.bin", "-c", "pwrite -S 0x78 6m 1m", "-c", "fsync"}},
+		{"The new map: unwritten extents from the allocator, the hole left by the punch, and the written megabyte at 6 MiB.", []string{"inspect", img, "bmap", "/data/fragmented.bin"}},
 		{"The log, left clean: the kernel mounts the image without recovery.", []string{"inspect", img, "log"}},
 		{"And the whole image checked: every btree, every block, every inode and directory.", []string{"check", img}},
 	}
