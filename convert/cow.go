@@ -337,16 +337,25 @@ func (s *Session) endCow(io *ioend) error {
 	for off := io.off; off < end; {
 		i, ok := ip.cow.findReal(off)
 		if !ok {
-			// Remapped already: another writeback's completion
-			// moved the block into the data fork while this one,
-			// holding the COW mapping, wrote it again. The data
-			// went to the block the file now maps: nothing to do
-			// (xfs_reflink_end_cow_extent skips it too).
-			next := end
-			if i < len(ip.cow.real) {
-				next = min(end, ip.cow.real[i].off)
+			// Remapped already, by another writeback's completion
+			// (xfs_reflink_end_cow_extent skips such a range): the
+			// data fork must map the block where the data went.
+			// Anything else (a COW extent cancelled under the
+			// write) would be data written to blocks the file does
+			// not own: say so rather than lose it quietly.
+			m, err := s.lookup(ip, off)
+			if err != nil {
+				return err
 			}
-			off = next
+			if !m.real() || m.startBlock+(off-m.off) != io.dblk+(off-io.off) {
+				return fmt.Errorf("inode %d: file block %d was written to COW block %d, which is no longer its own (%v): %w",
+					ip.ino, off, io.dblk+(off-io.off), m, ondisk.ErrCorrupt)
+			}
+			n := min(end, m.end()) - off
+			if i < len(ip.cow.real) {
+				n = min(n, ip.cow.real[i].off-off)
+			}
+			off += n
 			continue
 		}
 		c := ip.cow.real[i]

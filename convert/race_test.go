@@ -1130,3 +1130,43 @@ func TestRaceCowGone(t *testing.T) {
 		return v
 	})
 }
+
+// TestRaceCowCancelledUnderWriteback: a writeback has mapped page 40 of
+// f0 to a COW extent [32,64) and parks before page 41. A truncate to 44
+// blocks cancels the COW extent past EOF (freeing its blocks) and a write
+// then dirties page 50 again, over a hole now. When the writeback goes
+// on, its cached COW mapping still covers page 50: trusted by its range
+// alone (the kernel's rule for COW mappings) it would send the page to
+// the freed blocks and lose it. The engine checks the COW fork's sequence
+// number for COW mappings too and writes page 50 where it belongs.
+func TestRaceCowCancelledUnderWriteback(t *testing.T) {
+	img, orig := cowImage(t, 0)
+	e := openRace(t, img, false, "f0", "f1")
+	f0 := e.files["f0"]
+	bs := e.bs
+	if err := e.s.Write(f0, 40*bs, fill(8*bs, 0x21)); err != nil {
+		t.Fatal(err)
+	}
+	e.sc.arm(HookBetweenPages, func(ino, blk uint64) bool { return ino == f0 && blk == 41 })
+	done := async(func() error { return e.s.Fsync(f0) })
+	e.sc.waitParked(t, done)
+	if err := e.s.Truncate(f0, 44*bs); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.s.Write(f0, 50*bs, fill(bs, 0x22)); err != nil {
+		t.Fatal(err)
+	}
+	e.sc.release <- struct{}{}
+	ferr := <-done
+	want := append([]byte(nil), orig[:44*bs]...)
+	copy(want[40*bs:], fill(4*bs, 0x21))
+	want = append(want, make([]byte, 6*bs)...)
+	want = append(want, fill(bs, 0x22)...)
+	v := judge(t, img, e.close(), map[string][]byte{"f0": want, "f1": orig})
+	if ferr != nil {
+		v.add("fsync: %v", ferr)
+	}
+	if !v.clean() {
+		t.Fatal(v)
+	}
+}

@@ -53,17 +53,19 @@ type mapper interface {
 
 type fixedMapper struct{}
 
-// mapBlock is xfs_map_blocks. A cached COW mapping holds while it covers
-// the block (its blocks go only when the writes to them complete); a
-// cached data mapping also needs both forks' sequence numbers unchanged:
-// a COW reservation made meanwhile must send the block to the COW fork.
+// mapBlock is xfs_map_blocks. A cached mapping holds while it covers the
+// block and the COW fork's sequence number has not moved (a COW
+// reservation made meanwhile must send the block to the COW fork; a COW
+// extent cancelled by a truncate meanwhile must not be written to, and
+// the kernel's rule that a COW mapping stays valid by its range alone
+// would let a page dirtied again after the truncate go to freed blocks);
+// a cached data mapping also needs the data fork's number unchanged.
 // The COW fork is looked at first; a delayed extent there is converted,
 // and if it is gone by then (-EAGAIN) the block is looked up once more in
 // the data fork alone. A data mapping stops where the next COW extent
 // starts.
 func (fixedMapper) mapBlock(s *Session, ip *inode, ctx *wbCtx, blk uint64) (mapping, error) {
-	if ctx.valid && ctx.m.covers(blk) &&
-		(ctx.m.cow || ctx.seq == ip.seq.Load() && ctx.cowSeq == ip.cowSeq.Load()) {
+	if ctx.valid && ctx.m.covers(blk) && ctx.cowSeq == ip.cowSeq.Load() && (ctx.m.cow || ctx.seq == ip.seq.Load()) {
 		return ctx.m, nil
 	}
 	ctx.valid = false
