@@ -55,15 +55,16 @@ func NewAllocator(tx *log.Tx, g *ondisk.Geometry) *Allocator {
 		ags:       map[uint32]*txAG{},
 		highest:   -1,
 		maxLevels: ondisk.AllocMaxLevels(g),
-		maxUsable: agMaxUsable(g, j.Superblock()),
+		maxUsable: MaxUsable(g, j.Superblock()),
 		busy:      busyFor(j),
 		owner:     weak.Make(tx),
 	}
 }
 
-// agMaxUsable is m_ag_max_usable: the AG less what is never free (the
-// header sectors, the AGFL reserve, the btree roots mkfs places).
-func agMaxUsable(g *ondisk.Geometry, sb *ondisk.Superblock) uint32 {
+// MaxUsable is m_ag_max_usable: the AG less what is never free (the
+// header sectors, the AGFL reserve, the btree roots mkfs places), the most
+// one allocation can get.
+func MaxUsable(g *ondisk.Geometry, sb *ondisk.Superblock) uint32 {
 	blocks := uint32((4*g.SectSize + g.BlockSize - 1) / g.BlockSize)
 	blocks += 4 // XFS_ALLOCBT_AGFL_RESERVE
 	blocks += 3 // bnobt, cntbt, inobt roots

@@ -132,7 +132,7 @@ func Open(dev ondisk.Storage, opt Options) (*Session, error) {
 		inodes: map[uint64]*inode{}, ioSem: make(chan struct{}, ioDepth), mapper: fixedMapper{},
 		maxLevels:  ondisk.BmbtMaxLevels(f.Geo),
 		allocLevel: ondisk.AllocMaxLevels(f.Geo),
-		maxUsable:  agMaxUsable(f.Geo, sb),
+		maxUsable:  agf.MaxUsable(f.Geo, sb),
 	}
 	s.cache.cond = sync.NewCond(&s.cache.mu)
 	s.bufs.max = int(opt.DirtyLimit / int64(f.Geo.BlockSize))
@@ -154,22 +154,6 @@ const (
 	quotaProjAcct  = 0x0008
 	quotaGroupAcct = 0x0040
 )
-
-// agMaxUsable is m_ag_max_usable: the most one allocation can get.
-func agMaxUsable(g *ondisk.Geometry, sb *ondisk.Superblock) uint32 {
-	blocks := uint32((4*g.SectSize + g.BlockSize - 1) / g.BlockSize)
-	blocks += 4 + 3
-	if sb.HasFinobt() {
-		blocks++
-	}
-	if sb.HasRmapbt() {
-		blocks++
-	}
-	if sb.HasReflink() {
-		blocks++
-	}
-	return g.AGBlocks - blocks
-}
 
 // Geometry returns the file system geometry.
 func (s *Session) Geometry() *ondisk.Geometry { return s.g }
