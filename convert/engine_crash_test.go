@@ -495,18 +495,7 @@ func recoverLikeMount(d *ondisk.Device) error {
 	if err != nil || rep.Clean {
 		return err
 	}
-	f, err := xfs.New(d)
-	if err != nil {
-		return err
-	}
-	j, err := log.Open(d, f.SB, f.Geo, log.Options{})
-	if err != nil {
-		return err
-	}
-	_, err = refcount.RecoverCow(j, f.Geo, f.SB)
-	if cerr := j.Close(); err == nil {
-		err = cerr
-	}
+	_, err = refcount.RecoverCowOnDevice(d)
 	return err
 }
 

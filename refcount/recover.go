@@ -15,6 +15,26 @@ type CowLeftovers struct {
 	Blocks  int64 `json:"blocks"`
 }
 
+// RecoverCowOnDevice is RecoverCow on dev with a journal of its own, as
+// xfsimg recover runs it after log recovery replayed a dirty log: it opens
+// the (now clean) log, frees the staging extents and leaves the log clean.
+// On a file system without reflink it does nothing.
+func RecoverCowOnDevice(dev ondisk.Storage) (CowLeftovers, error) {
+	sb, err := ondisk.ReadSuperblock(dev)
+	if err != nil || !sb.HasReflink() {
+		return CowLeftovers{}, err
+	}
+	j, err := log.Open(dev, sb, ondisk.NewGeometry(sb), log.Options{})
+	if err != nil {
+		return CowLeftovers{}, err
+	}
+	left, err := RecoverCow(j, j.Geometry(), sb)
+	if cerr := j.Close(); err == nil {
+		err = cerr
+	}
+	return left, err
+}
+
 // RecoverCow frees every COW staging extent of the file system, as the
 // kernel does after it recovered a dirty log (xfs_reflink_recover_cow):
 // after a crash no COW fork owns them, and nothing else would free them.

@@ -10,7 +10,6 @@ import (
 	"github.com/xfsimg/xfsimg/log"
 	"github.com/xfsimg/xfsimg/ondisk"
 	"github.com/xfsimg/xfsimg/refcount"
-	"github.com/xfsimg/xfsimg/xfs"
 )
 
 type lsnJSON struct {
@@ -100,11 +99,15 @@ a log is left for the kernel: mount the file system.
 			if err != nil {
 				return err
 			}
+			// The kernel frees the COW staging extents a crash left
+			// once it recovered a dirty log: nothing owns them.
 			var left *refcount.CowLeftovers
 			if !rep.Clean && !rep.DryRun {
-				if left, err = recoverCow(dev); err != nil {
+				l, err := refcount.RecoverCowOnDevice(dev)
+				if err != nil {
 					return fmt.Errorf("%s: the log is replayed and clean, but: %w", args[0], err)
 				}
+				left = &l
 			}
 			out := recoverOut(rep, time.Since(start))
 			if out.CowFreed = left; left != nil && left.Extents > 0 {
@@ -210,28 +213,6 @@ func printRecover(r *recoverJSON) error {
 	}
 	fmt.Fprintf(tw, "time\t%.3f s\n", r.Seconds)
 	return tw.Flush()
-}
-
-// recoverCow frees the copy-on-write staging extents a crash left, as the
-// kernel does once it recovered a dirty log: nothing owns them any more.
-// On a file system without reflink it does nothing.
-func recoverCow(dev *ondisk.Device) (*refcount.CowLeftovers, error) {
-	f, err := xfs.New(dev)
-	if err != nil {
-		return nil, err
-	}
-	if !f.SB.HasReflink() {
-		return nil, nil
-	}
-	j, err := log.Open(dev, f.SB, f.Geo, log.Options{})
-	if err != nil {
-		return nil, err
-	}
-	left, err := refcount.RecoverCow(j, f.Geo, f.SB)
-	if cerr := j.Close(); err == nil {
-		err = cerr
-	}
-	return &left, err
 }
 
 // rereadAfterCow puts the free count and the log head recoverCow left into
