@@ -82,38 +82,46 @@ changes anything. The image must not be mounted and its log must be clean.`,
 	return c
 }
 
-func runConvert(image, path, script string, cmdline []string, opt convert.Options) (err error) {
+func runConvert(image, path, script string, cmdline []string, opt convert.Options) error {
 	start := time.Now()
-	e, err := openEngine(image, opt)
+	var r *convert.Runner
+	st, err := runEngine(image, opt, func(s *convert.Session) error {
+		var err error
+		r, err = runScript(s, path, script, cmdline)
+		return err
+	})
 	if err != nil {
 		return err
 	}
-	// Closing writes what was committed and leaves the log clean, also
-	// after a failed command.
-	defer func() {
-		if cerr := e.close(); err == nil {
-			err = cerr
-		}
-	}()
-	s := e.s
+	out := convertJSON{Path: r.Path, Inode: r.Ino, Seconds: time.Since(start).Seconds(), Stats: st}
+	return output(out, func() error {
+		_, err := fmt.Fprintf(stdout, "%s: %d commands, %s written, %d extents created, %d removed, %d transactions in %d checkpoints, %s of log\n",
+			r.Path, st.Ops, humanBytes(uint64(st.BytesWritten)), st.ExtentsCreated, st.ExtentsRemoved, st.Transactions, st.Checkpoints, humanBytes(uint64(st.LogBytes)))
+		return err
+	})
+}
+
+// runScript parses the script and the command line's commands and runs
+// them on path, with a progress bar when they are many or write much.
+func runScript(s *convert.Session, path, script string, cmdline []string) (*convert.Runner, error) {
 	g := s.Geometry()
 	bs, ss := int64(g.BlockSize), int64(g.SectSize)
 	var cmds []convert.Command
 	if script != "" {
 		f, err := os.Open(script)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		cmds, err = convert.ParseScript(f, bs, ss)
 		f.Close()
 		if err != nil {
-			return fmt.Errorf("%s: %w", script, err)
+			return nil, fmt.Errorf("%s: %w", script, err)
 		}
 	}
 	for _, text := range cmdline {
 		c, err := convert.ParseCommand(text, 0, bs, ss)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if c.Name != "" {
 			cmds = append(cmds, c)
@@ -121,7 +129,7 @@ func runConvert(image, path, script string, cmdline []string, opt convert.Option
 	}
 	ino, err := s.Lookup(path)
 	if err != nil {
-		return describeLookup(err)
+		return nil, describeLookup(err)
 	}
 	r := &convert.Runner{S: s, Path: path, Ino: ino}
 	var bar *progressbar.ProgressBar
@@ -133,7 +141,7 @@ func runConvert(image, path, script string, cmdline []string, opt convert.Option
 			if bar != nil {
 				bar.Clear()
 			}
-			return describeConvert(err)
+			return nil, describeConvert(err)
 		}
 		if bar != nil {
 			bar.Add(1)
@@ -142,16 +150,7 @@ func runConvert(image, path, script string, cmdline []string, opt convert.Option
 	if bar != nil {
 		bar.Finish()
 	}
-	if err := e.close(); err != nil {
-		return err
-	}
-	st := s.Stats()
-	out := convertJSON{Path: r.Path, Inode: r.Ino, Seconds: time.Since(start).Seconds(), Stats: st}
-	return output(out, func() error {
-		_, err := fmt.Fprintf(stdout, "%s: %d commands, %s written, %d extents created, %d removed, %d transactions in %d checkpoints, %s of log\n",
-			r.Path, st.Ops, humanBytes(uint64(st.BytesWritten)), st.ExtentsCreated, st.ExtentsRemoved, st.Transactions, st.Checkpoints, humanBytes(uint64(st.LogBytes)))
-		return err
-	})
+	return r, nil
 }
 
 // describeConvert words the errors a user meets as the kernel's would be.

@@ -69,7 +69,7 @@ mounted and its log must be clean. Sizes take xfs_io's units (4k, 1m, 2g).`,
 // stdin is a variable so that tests feed the command in process.
 var stdin io.Reader = os.Stdin
 
-func runWrite(image, path, from string, off int64, opt convert.Options) (err error) {
+func runWrite(image, path, from string, off int64, opt convert.Options) error {
 	start := time.Now()
 	var in io.Reader
 	total := int64(-1)
@@ -93,47 +93,39 @@ func runWrite(image, path, from string, off int64, opt convert.Options) (err err
 		}
 		in = f
 	}
-	e, err := openEngine(image, opt)
-	if err != nil {
-		return err
-	}
-	// Closing writes what was committed and leaves the log clean, also
-	// after a failed command.
-	defer func() {
-		if cerr := e.close(); err == nil {
-			err = cerr
+	var ino uint64
+	var n copied
+	st, err := runEngine(image, opt, func(s *convert.Session) error {
+		var err error
+		if ino, err = s.Lookup(path); err != nil {
+			return describeLookup(err)
 		}
-	}()
-	s := e.s
-	ino, err := s.Lookup(path)
-	if err != nil {
-		return describeLookup(err)
-	}
-	bar := newBar(total, "write", true)
-	n, err := copyIn(s, ino, off, in, func(k int) {
+		bar := newBar(total, "write", true)
+		n, err = copyIn(s, ino, off, in, func(k int) {
+			if bar != nil {
+				bar.Add(k)
+			}
+		})
 		if bar != nil {
-			bar.Add(k)
+			bar.Clear()
 		}
+		if err != nil {
+			if n.readErr {
+				return fmt.Errorf("%s: %w", from, err)
+			}
+			return fmt.Errorf("%s: %s: write at %d: %w", image, path, off+n.bytes, describeConvert(err))
+		}
+		if err := s.Fsync(ino); err != nil {
+			return fmt.Errorf("%s: %s: fsync: %w", image, path, err)
+		}
+		if err := s.CloseFile(ino); err != nil {
+			return fmt.Errorf("%s: %s: close: %w", image, path, err)
+		}
+		return nil
 	})
-	if bar != nil {
-		bar.Clear()
-	}
 	if err != nil {
-		if n.readErr {
-			return fmt.Errorf("%s: %w", from, err)
-		}
-		return fmt.Errorf("%s: %s: write at %d: %w", image, path, off+n.bytes, describeConvert(err))
-	}
-	if err := s.Fsync(ino); err != nil {
-		return fmt.Errorf("%s: %s: fsync: %w", image, path, err)
-	}
-	if err := s.CloseFile(ino); err != nil {
-		return fmt.Errorf("%s: %s: close: %w", image, path, err)
-	}
-	if err := e.close(); err != nil {
 		return err
 	}
-	st := s.Stats()
 	out := writeJSON{Path: path, Inode: ino, Offset: off, Bytes: n.bytes, Seconds: time.Since(start).Seconds(), Stats: st}
 	return output(out, func() error {
 		_, err := fmt.Fprintf(stdout, "%s: %s written at %d, %d extents created, %d transactions in %d checkpoints, %s of log\n",
