@@ -49,6 +49,20 @@ func (t *txn) checkInode(onlyAllocates bool) error {
 	return nil
 }
 
+// beginUnmap starts a transaction that unmaps blocks of ino, refusing an
+// inode whose unmapping follows rules not implemented.
+func (s *Session) beginUnmap(ino uint64) (*txn, error) {
+	t, err := s.begin(ino, int64(s.maxLevels))
+	if err != nil {
+		return nil, err
+	}
+	if err := t.checkInode(false); err != nil {
+		t.cancel()
+		return nil, err
+	}
+	return t, nil
+}
+
 // fallocDisk is Falloc's on-disk part: it preallocates [off, off+length) as fallocate(2) with mode 0 (or
 // FALLOC_FL_KEEP_SIZE when keepSize) does on XFS: every hole in the
 // block-rounded range gets unwritten extents, one allocation per
@@ -166,12 +180,8 @@ func (s *Session) punchDisk(ino uint64, off, length int64) error {
 	if off > math.MaxInt64-length {
 		return fmt.Errorf("fpunch %d %d: %w", off, length, ErrTooBig)
 	}
-	t, err := s.begin(ino, int64(s.maxLevels))
+	t, err := s.beginUnmap(ino)
 	if err != nil {
-		return err
-	}
-	if err := t.checkInode(false); err != nil {
-		t.cancel()
 		return err
 	}
 	start, end := s.fsbUp(off), s.fsbDown(off+length)
@@ -187,12 +197,8 @@ func (s *Session) truncateDisk(ino uint64, size int64) error {
 	if size < 0 {
 		return fmt.Errorf("truncate %d: %w", size, ErrInvalid)
 	}
-	t, err := s.begin(ino, int64(s.maxLevels))
+	t, err := s.beginUnmap(ino)
 	if err != nil {
-		return err
-	}
-	if err := t.checkInode(false); err != nil {
-		t.cancel()
 		return err
 	}
 	t.touch()

@@ -91,14 +91,7 @@ func inspectLog(f *xfs.FS, all bool) error {
 	out.HeadCycle, out.HeadBlock = st.Head.Cycle(), st.Head.Block()
 	out.TailCycle, out.TailBlock = st.Tail.Cycle(), st.Tail.Block()
 	out.LastRecord, out.Clean, out.Empty = st.LastRecord, st.Clean, st.Empty
-	if st.Torn {
-		l := lsnOf(st.TornFrom)
-		out.TornWriteFrom = &l
-	}
-	if st.TailMoved {
-		l := lsnOf(st.OrigTail)
-		out.TailMovedFrom = &l
-	}
+	out.TornWriteFrom, out.TailMovedFrom = stateMarks(st)
 	if all {
 		entries, err := a.Scan()
 		for _, e := range entries {

@@ -19,6 +19,20 @@ type lsnJSON struct {
 
 func lsnOf(l log.LSN) lsnJSON { return lsnJSON{l.Cycle(), l.Block()} }
 
+// stateMarks are the LSNs a log state notes: where a torn write begins,
+// and where the tail was before the head overwrote it (nil when neither).
+func stateMarks(st *log.State) (torn, tailFrom *lsnJSON) {
+	if st.Torn {
+		l := lsnOf(st.TornFrom)
+		torn = &l
+	}
+	if st.TailMoved {
+		l := lsnOf(st.OrigTail)
+		tailFrom = &l
+	}
+	return torn, tailFrom
+}
+
 func (l lsnJSON) String() string { return fmt.Sprintf("(%d,%d)", l.Cycle, l.Block) }
 
 type countsJSON struct {
@@ -137,14 +151,7 @@ func recoverOut(rep *log.Report, d time.Duration) recoverJSON {
 		NewHead:     lsnOf(rep.NewHead),
 		Seconds:     d.Seconds(),
 	}
-	if st.Torn {
-		l := lsnOf(st.TornFrom)
-		out.TornWriteFrom = &l
-	}
-	if st.TailMoved {
-		l := lsnOf(st.OrigTail)
-		out.TailMovedFrom = &l
-	}
+	out.TornWriteFrom, out.TailMovedFrom = stateMarks(&st)
 	out.Written.Buffers, out.Written.Bytes = rep.BuffersWritten, rep.BytesWritten
 	out.Counters.ICount = counterJSON{rep.OldICount, rep.ICount}
 	out.Counters.IFree = counterJSON{rep.OldIFree, rep.IFree}
