@@ -156,17 +156,17 @@ func TestCrashSweep(t *testing.T) {
 	images := 0
 	for _, k := range points {
 		win := rec.Window(k)
-		for _, v := range crashVariants(win, isLog, long, rng) {
+		for _, v := range crashdev.Variants(win, isLog, variantOptions(long), rng) {
 			want := durableAt(k)
 			next := false
 			for i, o := range win {
-				if isLog(o) && v.keep != nil && v.keep(i) && (v.tear == nil || v.tear.Index != i) {
+				if isLog(o) && v.Keep != nil && v.Keep(i) && (v.Tear == nil || v.Tear.Index != i) {
 					next = true
 				}
 			}
 			for _, by := range []string{"kernel", "xfsimg recover"} {
-				what := fmt.Sprintf("crash after flush %d/%d (%d writes pending), %s, recovered by %s", k, nflush, len(win), v.name, by)
-				build(k, v.keep, v.tear)
+				what := fmt.Sprintf("crash after flush %d/%d (%d writes pending), %s, recovered by %s", k, nflush, len(win), v.Name, by)
+				build(k, v.Keep, v.Tear)
 				if by == "kernel" {
 					dir := t.TempDir()
 					if out, err := oracle.RunErr("mount", "-t", "xfs", "-o", "loop", work, dir); err != nil {
@@ -210,52 +210,6 @@ func TestCrashSweep(t *testing.T) {
 		len(points), nflush+1, images, time.Since(t0).Round(time.Millisecond))
 }
 
-// crashVariants lists the crash images of one window: nothing kept,
-// everything kept, seeded random subsets, and torn log writes.
-func crashVariants(win []crashdev.Op, isLog func(crashdev.Op) bool, long bool, rng *rand.Rand) []crashVariant {
-	if len(win) == 0 {
-		return []crashVariant{{name: "no pending writes"}}
-	}
-	out := []crashVariant{
-		{name: "none kept", keep: func(int) bool { return false }},
-		{name: "all kept", keep: func(int) bool { return true }},
-	}
-	subsets := 1
-	if long {
-		subsets = 6
-	}
-	for s := 0; s < subsets && len(win) > 1; s++ {
-		mask := make([]bool, len(win))
-		for i := range mask {
-			mask[i] = rng.IntN(2) == 1
-		}
-		out = append(out, crashVariant{name: fmt.Sprintf("random subset %d", s), keep: func(i int) bool { return mask[i] }})
-	}
-	for i, o := range win {
-		if !isLog(o) || len(o.Data) <= ondisk.BBSize {
-			continue
-		}
-		sectors := len(o.Data) / ondisk.BBSize
-		c := 1 + rng.IntN(sectors-1)
-		idx := i
-		out = append(out, crashVariant{
-			name: fmt.Sprintf("write %d torn after %d of %d sectors", i, c, sectors),
-			keep: func(j int) bool { return j < idx },
-			tear: &crashdev.Tear{Index: idx, Sectors: c},
-		})
-		if !long {
-			break
-		}
-	}
-	return out
-}
-
-type crashVariant struct {
-	name string
-	keep func(i int) bool
-	tear *crashdev.Tear
-}
-
 // buildCrash makes work a copy of base with the recorded writes up to
 // flush point k applied as a crash there would leave them (keep chooses
 // the unflushed writes that made it, tear tears one).
@@ -270,4 +224,13 @@ func buildCrash(t *testing.T, rec *crashdev.Recorder, base, work string, k int, 
 	if err := rec.ApplyCrash(f, k, keep, tear); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// variantOptions are this sweep's crash images per window.
+func variantOptions(long bool) crashdev.VariantOptions {
+	opt := crashdev.VariantOptions{Subsets: 1, TearAll: long, EdgeCuts: false}
+	if long {
+		opt.Subsets = 6
+	}
+	return opt
 }

@@ -438,11 +438,11 @@ func engineCrashSweep(t *testing.T, img string, ops []engineOp, init [3][]byte, 
 	images, checked := 0, int64(0)
 	for _, k := range points {
 		win := rec.Window(k)
-		variants := crashVariants(win, isLog, long, rng)
+		variants := crashdev.Variants(win, isLog, variantOptions(long), rng)
 		for _, v := range variants {
 			for _, by := range []string{"kernel", "xfsimg recover"} {
-				what := fmt.Sprintf("crash after flush %d/%d (%d writes pending), %s, recovered by %s", k, nflush, len(win), v.name, by)
-				build(k, v.keep, v.tear)
+				what := fmt.Sprintf("crash after flush %d/%d (%d writes pending), %s, recovered by %s", k, nflush, len(win), v.Name, by)
+				build(k, v.Keep, v.Tear)
 				var files [3][]byte
 				if by == "kernel" {
 					mnt, umount := mountLoop(t, work)

@@ -41,14 +41,6 @@ var crashRecoverers = []struct {
 	}},
 }
 
-// crashVariant is one crash image of a window: which of its writes reached
-// the disk, and maybe one torn write.
-type crashVariant struct {
-	name string
-	keep func(i int) bool
-	tear *crashdev.Tear
-}
-
 // TestCrashSweep records a session of many transactions and checkpoints,
 // then builds the image a power loss would leave after each flush, with
 // subsets of the unflushed writes that followed it and torn log writes,
@@ -177,13 +169,13 @@ func TestCrashSweep(t *testing.T) {
 	images, ahead := 0, 0
 	for _, k := range points {
 		win := rec.Window(k)
-		for _, v := range crashVariants(win, isLog, long, rng) {
+		for _, v := range crashdev.Variants(win, isLog, variantOptions(long), rng) {
 			want := stateAt(k)
 			// The next checkpoint may already be complete in the log if
 			// its log write landed whole.
 			next := false
 			for i, o := range win {
-				if isLog(o) && v.keep != nil && v.keep(i) && (v.tear == nil || v.tear.Index != i) {
+				if isLog(o) && v.Keep != nil && v.Keep(i) && (v.Tear == nil || v.Tear.Index != i) {
 					next = true
 				}
 			}
@@ -193,12 +185,12 @@ func TestCrashSweep(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				err = rec.ApplyCrash(f, k, v.keep, v.tear)
+				err = rec.ApplyCrash(f, k, v.Keep, v.Tear)
 				f.Close()
 				if err != nil {
 					t.Fatal(err)
 				}
-				what := fmt.Sprintf("crash after flush %d/%d (%d writes pending), %s, recovered by %s", k, nflush, len(win), v.name, m.name)
+				what := fmt.Sprintf("crash after flush %d/%d (%d writes pending), %s, recovered by %s", k, nflush, len(win), v.Name, m.name)
 				if err := m.recover(work); err != nil {
 					t.Fatalf("%s: %v", what, err)
 				}
@@ -228,56 +220,11 @@ func TestCrashSweep(t *testing.T) {
 		(el / time.Duration(max(images, 1))).Round(time.Millisecond))
 }
 
-// crashVariants lists the crash images of one window: nothing kept,
-// everything kept, seeded random subsets, and torn log writes.
-func crashVariants(win []crashdev.Op, isLog func(crashdev.Op) bool, long bool, rng *rand.Rand) []crashVariant {
-	if len(win) == 0 {
-		return []crashVariant{{name: "no pending writes"}}
-	}
-	out := []crashVariant{
-		{name: "none kept", keep: func(int) bool { return false }},
-		{name: "all kept", keep: func(int) bool { return true }},
-	}
-	subsets := 1
+// variantOptions are this sweep's crash images per window.
+func variantOptions(long bool) crashdev.VariantOptions {
+	opt := crashdev.VariantOptions{Subsets: 1, TearAll: true, EdgeCuts: long}
 	if long {
-		subsets = 20
+		opt.Subsets = 20
 	}
-	if len(win) > 1 {
-		seen := map[string]bool{}
-		for s := 0; s < subsets && len(seen) < 1<<min(len(win), 20)-2; s++ {
-			mask := make([]bool, len(win))
-			key := make([]byte, len(win))
-			for i := range mask {
-				mask[i] = rng.IntN(2) == 1
-				key[i] = '0' + map[bool]byte{true: 1, false: 0}[mask[i]]
-			}
-			if seen[string(key)] || !strings.ContainsRune(string(key), '1') || !strings.ContainsRune(string(key), '0') {
-				continue
-			}
-			seen[string(key)] = true
-			out = append(out, crashVariant{name: "kept " + string(key), keep: func(i int) bool { return mask[i] }})
-		}
-	}
-	for i, o := range win {
-		if !isLog(o) || len(o.Data) <= ondisk.BBSize {
-			continue
-		}
-		sectors := len(o.Data) / ondisk.BBSize
-		cuts := []int{1, sectors / 2, sectors - 1}
-		if !long {
-			cuts = []int{1 + rng.IntN(sectors-1)}
-		}
-		for _, c := range cuts {
-			if c < 1 || c >= sectors {
-				continue
-			}
-			idx := i
-			out = append(out, crashVariant{
-				name: fmt.Sprintf("write %d torn after %d of %d sectors", i, c, sectors),
-				keep: func(j int) bool { return j < idx },
-				tear: &crashdev.Tear{Index: idx, Sectors: c},
-			})
-		}
-	}
-	return out
+	return opt
 }
