@@ -2,7 +2,6 @@ package log
 
 import (
 	"os"
-	"os/exec"
 	"regexp"
 	"strings"
 	"testing"
@@ -24,43 +23,6 @@ var journalGeometries = []struct {
 	{"log-su-32k", 512 << 20, []string{"-l", "su=32k"}},
 	{"data-and-log-su", 1 << 30, []string{"-d", "su=64k,sw=4", "-l", "su=32k,size=64m"}},
 	{"log-su-256k", 512 << 20, []string{"-l", "su=256k"}}, // h_size 256 KiB: extended headers
-}
-
-var logprintComplaint = regexp.MustCompile(`(?i)\b(bad|error|invalid|unknown|corrupt\w*|mismatch|unexpected)\b`)
-
-// logprintOK runs xfs_logprint (record view and -t transaction view) and
-// fails on a non-zero exit or anything that looks like a parse problem.
-func logprintOK(t *testing.T, img string) string {
-	t.Helper()
-	var all string
-	for _, args := range [][]string{{img}, {"-t", img}} {
-		out, err := exec.Command("xfs_logprint", args...).CombinedOutput()
-		if err != nil {
-			t.Fatalf("xfs_logprint %v: %v\n%s", args, err, tail(string(out), 40))
-		}
-		if loc := logprintComplaint.FindStringIndex(string(out)); loc != nil {
-			t.Fatalf("xfs_logprint %v says %q:\n%s", args, lineAt(string(out), loc[0]), tail(string(out), 40))
-		}
-		all += string(out)
-	}
-	return all
-}
-
-func tail(s string, n int) string {
-	l := strings.Split(s, "\n")
-	if len(l) > n {
-		l = l[len(l)-n:]
-	}
-	return strings.Join(l, "\n")
-}
-
-func lineAt(s string, i int) string {
-	a := strings.LastIndex(s[:i], "\n") + 1
-	b := strings.Index(s[i:], "\n")
-	if b < 0 {
-		return s[a:]
-	}
-	return s[a : i+b]
 }
 
 // mountLabel mounts img and returns the label the kernel reports and what
@@ -107,7 +69,7 @@ func TestLabelKernel(t *testing.T) {
 			st := j.Stats()
 			dev.Close()
 			t.Logf("%s: %+v", geo.name, st)
-			logprintOK(t, img)
+			oracle.RequireLogprintClean(t, img)
 			oracle.RequireRepairClean(t, img)
 			for _, sec := range []string{"sb 1", "sb 2", "sb 3"} {
 				if out := oracle.DB(t, img, sec, "p fname"); !strings.Contains(out, `"xfsimg-lbl`) {
@@ -141,7 +103,7 @@ func TestKernelReplaysCheckpoint(t *testing.T) {
 			if out := oracle.DB(t, img, "sb 0", "p fname"); strings.Contains(out, "replayed") {
 				t.Fatalf("label in place before recovery: %s", out)
 			}
-			logprintOK(t, img)
+			oracle.RequireLogprintClean(t, img)
 			// xfsimg recover on a copy must give the kernel's blocks.
 			ours := copyImage(t, img)
 			if rep, err := recoverImage(t, ours, RecoverOptions{}); err != nil || rep.Clean {
@@ -222,7 +184,7 @@ func TestSessionWrapsMinimalLog(t *testing.T) {
 	if l, _ := imageState(t, img, files); l != n-1 {
 		t.Fatalf("label in place says checkpoint %d before recovery, want %d", l, n-1)
 	}
-	logprintOK(t, img)
+	oracle.RequireLogprintClean(t, img)
 	label, res := mountLabel(t, img)
 	if !hasLine(res.dmesg, "Starting recovery") || hasLine(res.dmesg, "Torn write") {
 		t.Fatalf("kernel did not replay cleanly:\n%s", strings.Join(res.dmesg, "\n"))
@@ -333,7 +295,7 @@ func TestWriteAfterRepairClearedLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	dev.Close()
-	logprintOK(t, img)
+	oracle.RequireLogprintClean(t, img)
 	oracle.RequireRepairClean(t, img)
 	if label, _ := mountLabel(t, img); label != "after-rep" {
 		t.Fatalf("label %q", label)
