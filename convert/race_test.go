@@ -1170,3 +1170,34 @@ func TestRaceCowCancelledUnderWriteback(t *testing.T) {
 		t.Fatal(v)
 	}
 }
+
+// TestRaceWriteAfterWriteback: a write of part of block 3 reserves while
+// the block's page is dirty (over a delayed extent) and drops the lock; a
+// writeback then writes the page out and it leaves the cache. The write
+// must fill its new page from the block as the fork maps it now, written,
+// and not from what it saw at reservation (no written data: zeros for
+// the rest of the block). TestRaceRandom found this one in CI.
+func TestRaceWriteAfterWriteback(t *testing.T) {
+	img := raceImage(t, 512<<20, nil, map[string]int64{"f0": 0})
+	e := openRace(t, img, false, "f0")
+	f0 := e.files["f0"]
+	bs := e.bs
+	if err := e.s.Write(f0, 0, fill(8*bs, 0x11)); err != nil {
+		t.Fatal(err)
+	}
+	e.sc.arm(HookWriteMapped, func(ino, blk uint64) bool { return ino == f0 && blk == 3 })
+	done := async(func() error { return e.s.Write(f0, 3*bs+100, fill(200, 0x22)) })
+	e.sc.waitParked(t, done)
+	if err := e.s.Fsync(f0); err != nil {
+		t.Fatal(err)
+	}
+	e.sc.release <- struct{}{}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	want := fill(8*bs, 0x11)
+	copy(want[3*bs+100:], fill(200, 0x22))
+	if v := judge(t, img, e.close(), map[string][]byte{"f0": want}); !v.clean() {
+		t.Fatal(v)
+	}
+}

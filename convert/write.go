@@ -55,7 +55,7 @@ func (s *Session) write(ino uint64, off int64, data []byte, canShort bool) (int,
 		return 0, err
 	}
 	end := off + int64(len(data))
-	partial, short, err := s.reserveWrite(ip, off, end, canShort)
+	short, err := s.reserveWrite(ip, off, end, canShort)
 	if errors.Is(err, ondisk.ErrNoSpace) {
 		// xfs_file_buffered_write: before giving ENOSPC, write every
 		// file back (the delayed extents become real and give back the
@@ -68,7 +68,7 @@ func (s *Session) write(ino uint64, off int64, data []byte, canShort bool) (int,
 			ip.iolock.Lock()
 		}
 		if err == nil {
-			partial, short, err = s.reserveWrite(ip, off, end, canShort)
+			short, err = s.reserveWrite(ip, off, end, canShort)
 		}
 	}
 	if err != nil {
@@ -90,7 +90,8 @@ func (s *Session) write(ino uint64, off int64, data []byte, canShort bool) (int,
 	ip.size = max(ip.size, end)
 	ip.timesDirty = true
 	ip.ilock.Unlock()
-	if err := s.fillPages(ip, off, data, partial); err != nil {
+	s.hook(HookWriteMapped, ip.ino, s.fsbDown(off))
+	if err := s.fillPages(ip, off, data); err != nil {
 		ip.ilock.Lock()
 		ip.size = old
 		ip.ilock.Unlock()
@@ -115,19 +116,17 @@ func (s *Session) writable(ip *inode) error {
 }
 
 // reserveWrite reserves delayed extents over the holes of the blocks the
-// write [off, end) touches and returns the real written mappings of the
-// partial blocks at its edges (those blocks must be read before the write
-// fills the rest). It goes mapping by mapping as the kernel's write does:
+// write [off, end) touches. It goes mapping by mapping as the kernel's
+// write does:
 // with canShort, when a hole after the first mapping finds no space, it
 // keeps what it reserved before and returns the byte where that hole
 // starts as short (0: the whole write is reserved); any other failure
 // undoes it all.
-func (s *Session) reserveWrite(ip *inode, off, end int64, canShort bool) (map[uint64]mapping, int64, error) {
+func (s *Session) reserveWrite(ip *inode, off, end int64, canShort bool) (int64, error) {
 	ip.ilock.Lock()
 	defer ip.ilock.Unlock()
 	bs := int64(s.g.BlockSize)
 	first, last := s.fsbDown(off), s.fsbUp(end)
-	partial := map[uint64]mapping{}
 	var got []dext
 	var short int64
 	// The extents reserved may have merged with delayed neighbours
@@ -146,18 +145,13 @@ func (s *Session) reserveWrite(ip *inode, off, end int64, canShort bool) (map[ui
 		m, err := s.lookup(ip, p)
 		if err != nil {
 			undo()
-			return nil, 0, err
+			return 0, err
 		}
 		if m.kind != mapHole {
-			for _, b := range []uint64{first, last - 1} {
-				if m.covers(b) && m.kind == mapWritten {
-					partial[b] = m
-				}
-			}
 			if ip.reflink && m.kind == mapWritten {
 				// Shared blocks are written elsewhere: COW
-				// reservations over them (the partial blocks
-				// are still read from m).
+				// reservations over them (a partial block is
+				// still read from the data fork).
 				q, err := s.reserveShared(ip, m, p, min(last, m.end()), &cows)
 				if err != nil && canShort && q > first && errors.Is(err, ondisk.ErrNoSpace) {
 					short, last = int64(q)*bs, q
@@ -165,7 +159,7 @@ func (s *Session) reserveWrite(ip *inode, off, end int64, canShort bool) (map[ui
 				}
 				if err != nil {
 					undo()
-					return nil, 0, err
+					return 0, err
 				}
 			}
 			p = m.end()
@@ -190,7 +184,7 @@ func (s *Session) reserveWrite(ip *inode, off, end int64, canShort bool) (map[ui
 		if eof && end > ip.size {
 			if prealloc, err = s.preallocSize(ip, p, off); err != nil {
 				undo()
-				return nil, 0, err
+				return 0, err
 			}
 			if prealloc > 0 {
 				alignEnd := (end - 1) / (bs * int64(s.allocsizeBlocks())) * (bs * int64(s.allocsizeBlocks()))
@@ -209,25 +203,13 @@ func (s *Session) reserveWrite(ip *inode, off, end int64, canShort bool) (map[ui
 		}
 		if err != nil {
 			undo()
-			return nil, 0, err
+			return 0, err
 		}
 		got = append(got, d)
 		// A hole longer than one extent can hold takes several.
 		p = min(hend, p+d.len)
 	}
-	needs := map[uint64]bool{}
-	if off%bs != 0 {
-		needs[first] = true
-	}
-	if end%bs != 0 && short == 0 {
-		needs[last-1] = true
-	}
-	for b := range partial {
-		if !needs[b] {
-			delete(partial, b)
-		}
-	}
-	return partial, short, nil
+	return short, nil
 }
 
 // reserveDelalloc is xfs_bmapi_reserve_delalloc: reserve length blocks at
@@ -354,9 +336,15 @@ func (s *Session) prevExtent(ip *inode, blk uint64) (mapping, bool, error) {
 	return best, found, err
 }
 
-// fillPages copies data into the page cache, reading the partial blocks
-// at the edges that hold written data first.
-func (s *Session) fillPages(ip *inode, off int64, data []byte, partial map[uint64]mapping) error {
+// fillPages copies data into the page cache, reading first a partial
+// block that holds written data and has no page. Its mapping is looked
+// up here, not at reservation: meanwhile a writeback may have completed
+// the block's page (its unwritten extent now written, the page gone), and
+// a mapping read before would fill the rest of the block with zeros. With
+// the iolock held nobody else adds the page, and with no page no write to
+// the block is in flight, so what the device holds and the fork says now
+// is final (the kernel revalidates its cached iomap for the same reason).
+func (s *Session) fillPages(ip *inode, off int64, data []byte) error {
 	bs := int64(s.g.BlockSize)
 	end := off + int64(len(data))
 	pc := &ip.pc
@@ -374,8 +362,15 @@ func (s *Session) fillPages(ip *inode, off int64, data []byte, partial map[uint6
 		}
 		pc.mu.Unlock()
 		np := &page{blk: b, data: s.bufs.get(int(bs))}
-		if m, ok := partial[b]; ok && hi-lo < bs {
-			if err := s.readBlock(np.data, m, b); err != nil {
+		if hi-lo < bs {
+			ip.ilock.RLock()
+			m, err := s.lookup(ip, b)
+			ip.ilock.RUnlock()
+			if err == nil && m.kind == mapWritten {
+				err = s.readBlock(np.data, m, b)
+			}
+			if err != nil {
+				s.bufs.put(np.data)
 				return err
 			}
 		}

@@ -26,6 +26,9 @@ const (
 	HookAfterPartialAlloc = "conv.after_partial_alloc"
 	HookBeforeSubmit      = "wb.before_submit"
 	HookTruncInvalidated  = "trunc.after_invalidate"
+	// Between a write's reservation and its page copy, where the
+	// kernel's iomap_begin has dropped the inode lock.
+	HookWriteMapped = "write.after_iomap_begin"
 )
 
 // Hook is called at a hook point with the inode and file block at hand.
