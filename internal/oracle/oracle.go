@@ -17,6 +17,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // Need names something a test needs from the machine.
@@ -214,7 +215,19 @@ func detach(t testing.TB, dev string) {
 	}
 	if out, err := RunErr("losetup", "-d", dev); err != nil {
 		t.Errorf("losetup -d %s: %v: %s", dev, err, out)
+		return
 	}
+	// The kernel defers a detach while anything (udev probing after the
+	// unmount, say) still holds the device open, and until it happens
+	// the image still backs it: xfsimg refuses to write such an image.
+	// Wait for it, as a loaded machine running tests in parallel needs.
+	backing := filepath.Join("/sys/block", filepath.Base(dev), "loop", "backing_file")
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if _, err := os.Stat(backing); err != nil {
+			return
+		}
+	}
+	t.Errorf("%s still attached 10 s after losetup -d", dev)
 }
 
 // Mount attaches img and mounts it (with extra mount options, e.g. "ro");
