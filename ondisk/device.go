@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"unsafe"
 
@@ -40,6 +41,12 @@ type Device struct {
 	warnf    func(string, ...any)
 	warnOnce sync.Once
 	mu       sync.Mutex // guards a fallback reopen
+	// cached is a second descriptor of a read-only image file, without
+	// O_DIRECT, for ReadCached; nil where that does not apply.
+	cached *os.File
+	// noCachestat is set once the kernel refused cachestat(2) (before
+	// Linux 6.5), after which ReadCached never hits.
+	noCachestat atomic.Bool
 }
 
 // Open opens path as a device. A writable open takes an exclusive lock (and
@@ -84,6 +91,10 @@ func Open(path string, opt OpenOptions) (*Device, error) {
 		f.Close()
 		return nil, err
 	}
+	if direct && !opt.Write && !d.block {
+		// Without it ReadCached only ever misses: not worth failing for.
+		d.cached = openSameFile(path, flags, f)
+	}
 	if d.block {
 		if err := d.blockGeometry(); err != nil {
 			f.Close()
@@ -104,6 +115,23 @@ func openFile(path string, flags int, direct bool) (*os.File, error) {
 		return nil, &os.PathError{Op: "open", Path: path, Err: err}
 	}
 	return os.NewFile(uintptr(fd), path), nil
+}
+
+// openSameFile opens path again without O_DIRECT, or returns nil if that
+// fails or the name no longer leads to the file f (renamed or replaced
+// between the two opens).
+func openSameFile(path string, flags int, f *os.File) *os.File {
+	g, err := openFile(path, flags, false)
+	if err != nil {
+		return nil
+	}
+	a, aerr := f.Stat()
+	b, berr := g.Stat()
+	if aerr != nil || berr != nil || !os.SameFile(a, b) {
+		g.Close()
+		return nil
+	}
+	return g
 }
 
 // lock takes an advisory lock so that two xfsimg processes never write the
@@ -175,7 +203,12 @@ func (d *Device) Writable() bool { return d.writable }
 func (d *Device) Fd() uintptr { return d.f.Fd() }
 
 // Close releases the device and its lock.
-func (d *Device) Close() error { return d.f.Close() }
+func (d *Device) Close() error {
+	if d.cached != nil {
+		d.cached.Close()
+	}
+	return d.f.Close()
+}
 
 // aligned reports whether a request can go to the device as it is.
 func (d *Device) aligned(p []byte, off int64) bool {

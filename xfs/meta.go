@@ -238,7 +238,15 @@ func (m *metaCache) readRun(r pageRun) ([]byte, error) {
 	off := r.first << m.pageShift
 	n := min(r.end<<m.pageShift, m.dev.Size()) - off
 	buf := ondisk.AlignedBuffer(int((r.end-r.first)<<m.pageShift), int(m.pageSize()))
-	_, err := m.dev.ReadAt(buf[:n], off)
+	// A read-only image file serves the pages from the host's page cache
+	// when they are all there (see ondisk.Device.ReadCached).
+	hit, err := false, error(nil)
+	if c, ok := m.dev.(ondisk.CachedReader); ok {
+		hit, err = c.ReadCached(buf[:n], off)
+	}
+	if !hit && err == nil {
+		_, err = m.dev.ReadAt(buf[:n], off)
+	}
 	if err != nil {
 		if errors.Is(err, io.ErrUnexpectedEOF) {
 			err = ondisk.Corruptf("metadata at byte %d is past the end of the device", off)
