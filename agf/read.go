@@ -89,3 +89,20 @@ func (a *AG) EachFree(t *btree.Tree, fn func(ondisk.AllocRec)) error {
 	}
 	return nil
 }
+
+// CountFree adds the free extents of one tree to h, a leaf at a time, with
+// the bound EachFree has.
+func (a *AG) CountFree(t *btree.Tree, h *Histogram) error {
+	n, limit := 0, int(a.Geo.AGSize(a.Agno))
+	err := t.Leaves(func(recs []byte) error {
+		if n += len(recs) / ondisk.AllocRecSize; n > limit {
+			return ondisk.Corruptf("%v: more records than blocks in the AG", t)
+		}
+		h.AddPacked(recs)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("ag %d: %w", a.Agno, err)
+	}
+	return nil
+}

@@ -80,9 +80,9 @@ func inspectFreesp(f *xfs.FS, onlyAG int) error {
 			cntDone := make(chan struct{})
 			go func() {
 				defer close(cntDone)
-				cntErr = ag.EachFree(ag.CntTree(), r.cnt.AddOne)
+				cntErr = ag.CountFree(ag.CntTree(), r.cnt)
 			}()
-			r.err = ag.EachFree(ag.BnoTree(), r.bno.AddOne)
+			r.err = ag.CountFree(ag.BnoTree(), r.bno)
 			<-cntDone
 			if r.err == nil {
 				r.err = cntErr
