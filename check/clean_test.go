@@ -12,6 +12,7 @@ import (
 
 	"github.com/xfsimg/xfsimg/check"
 	"github.com/xfsimg/xfsimg/images"
+	"github.com/xfsimg/xfsimg/internal/checktest"
 	"github.com/xfsimg/xfsimg/internal/oracle"
 )
 
@@ -20,7 +21,7 @@ func TestCleanFixtures(t *testing.T) {
 	for _, name := range images.Names() {
 		t.Run(name, func(t *testing.T) {
 			img := fixture(t, name)
-			r := runCheck(t, img)
+			r := checktest.Run(t, img)
 			requireClean(t, name, r)
 			if r.Stats.Inodes == 0 || r.Stats.Directories == 0 || !r.Log.Clean {
 				t.Errorf("%s: stats %+v, log %+v: nothing checked?", name, r.Stats, r.Log)
@@ -166,11 +167,11 @@ func TestCleanFresh(t *testing.T) {
 	for _, geo := range geometries {
 		t.Run(geo.name, func(t *testing.T) {
 			img := oracle.Mkfs(t, geo.size, geo.args...)
-			requireClean(t, "fresh from mkfs", runCheck(t, img))
+			requireClean(t, "fresh from mkfs", checktest.Run(t, img))
 			mnt, _ := oracle.Mount(t, img)
 			populate(t, mnt, geo.reflink)
 			oracle.Unmount(t, mnt)
-			r := runCheck(t, img)
+			r := checktest.Run(t, img)
 			requireClean(t, "populated", r)
 			flagged, out := repairFlags(t, img)
 			if flagged {
@@ -204,7 +205,7 @@ func TestReflinkShared(t *testing.T) {
 		t.Fatalf("cp --reflink: %v: %s", err, out)
 	}
 	oracle.Unmount(t, mnt)
-	requireClean(t, "three files sharing one extent", runCheck(t, img))
+	requireClean(t, "three files sharing one extent", checktest.Run(t, img))
 	if flagged, out := repairFlags(t, img); flagged {
 		t.Fatalf("xfs_repair -n flags the reflinked image:\n%s", repairLines(out))
 	}
@@ -219,17 +220,17 @@ func TestReflinkShared(t *testing.T) {
 		t.Fatal("no refcount record after cp --reflink")
 	}
 	dbWrite(t, img, "agf "+ag, "addr refcntroot", "write -d recs[1].refcount 2")
-	r := runCheck(t, img)
+	r := checktest.Run(t, img)
 	if !r.Has(check.KindRefcMismatch) {
-		t.Errorf("refcount 2 for three owners: %s", reportText(r))
+		t.Errorf("refcount 2 for three owners: %s", checktest.Text(r))
 	}
 	if flagged, _ := repairFlags(t, img); !flagged {
 		t.Errorf("xfs_repair -n does not flag the wrong refcount")
 	}
 	dbWrite(t, img, "agf "+ag, "addr refcntroot", "write -d numrecs 0")
-	r = runCheck(t, img)
+	r = checktest.Run(t, img)
 	if !r.Has(check.KindMultiClaimed) {
-		t.Errorf("shared blocks without a refcount record: %s", reportText(r))
+		t.Errorf("shared blocks without a refcount record: %s", checktest.Text(r))
 	}
 }
 
@@ -247,9 +248,9 @@ func TestDirtyLog(t *testing.T) {
 	}
 	oracle.Run(t, "xfs_io", "-x", "-c", "fsync", "-c", "shutdown -f", mnt)
 	oracle.Unmount(t, mnt)
-	r := runCheck(t, img)
+	r := checktest.Run(t, img)
 	if !r.Has(check.KindLogDirty) || r.Log.Clean {
-		t.Fatalf("shut-down file system: %s", reportText(r))
+		t.Fatalf("shut-down file system: %s", checktest.Text(r))
 	}
 	for _, f := range r.Findings {
 		switch f.Kind {
@@ -263,8 +264,8 @@ func TestDirtyLog(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("dirty: %s", reportText(r))
+	t.Logf("dirty: %s", checktest.Text(r))
 	mnt, _ = oracle.Mount(t, img)
 	oracle.Unmount(t, mnt)
-	requireClean(t, "after log recovery", runCheck(t, img))
+	requireClean(t, "after log recovery", checktest.Run(t, img))
 }

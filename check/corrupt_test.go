@@ -10,6 +10,7 @@ import (
 	"github.com/xfsimg/xfsimg/check"
 	"github.com/xfsimg/xfsimg/dir"
 	"github.com/xfsimg/xfsimg/images"
+	"github.com/xfsimg/xfsimg/internal/checktest"
 	"github.com/xfsimg/xfsimg/internal/oracle"
 )
 
@@ -259,12 +260,12 @@ func TestCorruptions(t *testing.T) {
 	for _, c := range cases {
 		t.Run(strings.ReplaceAll(c.name, " ", "_"), func(t *testing.T) {
 			img := copyImage(t, fixture(t, c.fixture))
-			requireClean(t, "before the damage", runCheck(t, img))
+			requireClean(t, "before the damage", checktest.Run(t, img))
 			cmds := c.damage(t, img)
 			dbWrite(t, img, cmds...)
-			r := runCheck(t, img)
+			r := checktest.Run(t, img)
 			if !r.Has(c.want) || r.Clean() {
-				t.Errorf("after %q: want a %s finding, got %s", cmds, c.want, reportText(r))
+				t.Errorf("after %q: want a %s finding, got %s", cmds, c.want, checktest.Text(r))
 			}
 			for _, f := range r.Findings {
 				if f.Kind == c.want && (f.Message == "" || strings.Contains(f.String(), "\n")) {
@@ -281,7 +282,7 @@ func TestCorruptions(t *testing.T) {
 			case !flagged:
 				t.Errorf("after %q: xfs_repair -n finds nothing; the damage is not real:\n%s", cmds, out)
 			}
-			t.Logf("check: %s\nxfs_repair -n:\n%s", reportText(r), repairLines(out))
+			t.Logf("check: %s\nxfs_repair -n:\n%s", checktest.Text(r), repairLines(out))
 		})
 	}
 }

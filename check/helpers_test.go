@@ -12,9 +12,8 @@ import (
 
 	"github.com/xfsimg/xfsimg/check"
 	"github.com/xfsimg/xfsimg/images"
+	"github.com/xfsimg/xfsimg/internal/checktest"
 	"github.com/xfsimg/xfsimg/internal/oracle"
-	"github.com/xfsimg/xfsimg/ondisk"
-	"github.com/xfsimg/xfsimg/xfs"
 )
 
 var (
@@ -65,36 +64,11 @@ func copyImage(t testing.TB, src string) string {
 	return dst
 }
 
-// runCheck checks an image and fails the test if the check cannot run.
-func runCheck(t testing.TB, img string) *check.Report {
-	t.Helper()
-	f, err := xfs.Open(img, ondisk.OpenOptions{Buffered: true})
-	if err != nil {
-		t.Fatalf("open %s: %v", img, err)
-	}
-	defer f.Close()
-	r, err := check.Run(f, check.Options{})
-	if err != nil {
-		t.Fatalf("check %s: %v", img, err)
-	}
-	return r
-}
-
-// reportText is the report as the CLI prints it, for failure messages.
-func reportText(r *check.Report) string {
-	var b strings.Builder
-	b.WriteString(r.Summary())
-	for _, f := range r.Findings {
-		b.WriteString("\n  " + f.String())
-	}
-	return b.String()
-}
-
 // requireClean fails unless the report has no problem.
 func requireClean(t testing.TB, what string, r *check.Report) {
 	t.Helper()
 	if !r.Clean() {
-		t.Errorf("%s: %s", what, reportText(r))
+		t.Errorf("%s: %s", what, checktest.Text(r))
 	}
 }
 

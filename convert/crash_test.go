@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/xfsimg/xfsimg/convert"
+	"github.com/xfsimg/xfsimg/internal/crashcheck"
 	"github.com/xfsimg/xfsimg/internal/crashdev"
 	"github.com/xfsimg/xfsimg/internal/oracle"
 	"github.com/xfsimg/xfsimg/log"
@@ -115,7 +116,7 @@ func TestCrashSweep(t *testing.T) {
 	work := filepath.Join(t.TempDir(), "crash.img")
 	build := func(k int, keep func(int) bool, tear *crashdev.Tear) {
 		t.Helper()
-		buildCrash(t, rec, base, work, k, keep, tear)
+		crashcheck.Build(t, rec, base, work, k, keep, tear)
 	}
 	// The state after checkpoint c: its write-back is flushed, so the
 	// image holds it in place whatever the log says.
@@ -143,15 +144,7 @@ func TestCrashSweep(t *testing.T) {
 	}
 
 	rng := rand.New(rand.NewPCG(0xc0ffee, 5))
-	points := make([]int, 0, nflush+1)
-	for k := 0; k <= nflush; k++ {
-		points = append(points, k)
-	}
-	if !long {
-		rng.Shuffle(len(points), func(i, j int) { points[i], points[j] = points[j], points[i] })
-		points = points[:12]
-		slices.Sort(points)
-	}
+	points := sweepPoints(nflush, long, 12, rng)
 	t0 := time.Now()
 	images := 0
 	for _, k := range points {
@@ -164,35 +157,10 @@ func TestCrashSweep(t *testing.T) {
 					next = true
 				}
 			}
-			for _, by := range []string{"kernel", "xfsimg recover"} {
+			for _, by := range []string{crashcheck.Kernel, crashcheck.Xfsimg} {
 				what := fmt.Sprintf("crash after flush %d/%d (%d writes pending), %s, recovered by %s", k, nflush, len(win), v.Name, by)
 				build(k, v.Keep, v.Tear)
-				if by == "kernel" {
-					dir := t.TempDir()
-					if out, err := oracle.RunErr("mount", "-t", "xfs", "-o", "loop", work, dir); err != nil {
-						t.Fatalf("%s: mount: %v: %s\n%s", what, err, out, oracle.DmesgTail(20))
-					}
-					if out, err := oracle.RunErr("umount", dir); err != nil {
-						t.Fatalf("%s: umount: %v: %s", what, err, out)
-					}
-					waitDetached(t, work)
-				} else {
-					d, err := ondisk.Open(work, ondisk.OpenOptions{Write: true, NoWait: true})
-					if err != nil {
-						t.Fatal(err)
-					}
-					_, err = log.Recover(d, log.RecoverOptions{})
-					d.Close()
-					if err != nil {
-						t.Fatalf("%s: %v", what, err)
-					}
-				}
-				if out, ok := oracle.Repair(t, work); !ok {
-					t.Fatalf("%s: xfs_repair -n:\n%s", what, out)
-				}
-				// xfs_repair -n skips its free-space rebuild, so a leaked
-				// block is for xfsimg check to find.
-				requireCheckClean(t, work)
+				crashcheck.Recover(t, work, by, what, nil)
 				got := readState(t, work, names)
 				ok := slices.Equal(got, stateOf(want))
 				if !ok && next && want+1 < len(inPlace) {
@@ -210,20 +178,19 @@ func TestCrashSweep(t *testing.T) {
 		len(points), nflush+1, images, time.Since(t0).Round(time.Millisecond))
 }
 
-// buildCrash makes work a copy of base with the recorded writes up to
-// flush point k applied as a crash there would leave them (keep chooses
-// the unflushed writes that made it, tear tears one).
-func buildCrash(t *testing.T, rec *crashdev.Recorder, base, work string, k int, keep func(int) bool, tear *crashdev.Tear) {
-	t.Helper()
-	oracle.Run(t, "cp", "--sparse=always", base, work)
-	f, err := os.OpenFile(work, os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
+// sweepPoints is the flush points a sweep crashes at: all of 0..nflush
+// when long, else a seeded choice of at most n of them, in order.
+func sweepPoints(nflush int, long bool, n int, rng *rand.Rand) []int {
+	points := make([]int, 0, nflush+1)
+	for k := 0; k <= nflush; k++ {
+		points = append(points, k)
 	}
-	defer f.Close()
-	if err := rec.ApplyCrash(f, k, keep, tear); err != nil {
-		t.Fatal(err)
+	if !long {
+		rng.Shuffle(len(points), func(i, j int) { points[i], points[j] = points[j], points[i] })
+		points = points[:min(len(points), n)]
+		slices.Sort(points)
 	}
+	return points
 }
 
 // variantOptions are this sweep's crash images per window.

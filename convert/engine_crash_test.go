@@ -14,11 +14,11 @@ import (
 	"time"
 
 	"github.com/xfsimg/xfsimg/convert"
+	"github.com/xfsimg/xfsimg/internal/crashcheck"
 	"github.com/xfsimg/xfsimg/internal/crashdev"
 	"github.com/xfsimg/xfsimg/internal/oracle"
 	"github.com/xfsimg/xfsimg/log"
 	"github.com/xfsimg/xfsimg/ondisk"
-	"github.com/xfsimg/xfsimg/refcount"
 	"github.com/xfsimg/xfsimg/xfs"
 )
 
@@ -421,36 +421,29 @@ func engineCrashSweep(t *testing.T, img string, ops []engineOp, init [3][]byte, 
 	work := filepath.Join(t.TempDir(), "crash.img")
 	build := func(k int, keep func(int) bool, tear *crashdev.Tear) {
 		t.Helper()
-		buildCrash(t, rec, base, work, k, keep, tear)
+		crashcheck.Build(t, rec, base, work, k, keep, tear)
 	}
 
 	rng := rand.New(rand.NewPCG(0xfee1, 9))
-	points := make([]int, 0, nflush+1)
-	for k := 0; k <= nflush; k++ {
-		points = append(points, k)
-	}
-	if !long {
-		rng.Shuffle(len(points), func(i, j int) { points[i], points[j] = points[j], points[i] })
-		points = points[:min(len(points), 12)]
-		slices.Sort(points)
-	}
+	points := sweepPoints(nflush, long, 12, rng)
 	t1 := time.Now()
 	images, checked := 0, int64(0)
 	for _, k := range points {
 		win := rec.Window(k)
 		variants := crashdev.Variants(win, isLog, variantOptions(long), rng)
 		for _, v := range variants {
-			for _, by := range []string{"kernel", "xfsimg recover"} {
+			for _, by := range []string{crashcheck.Kernel, crashcheck.Xfsimg} {
 				what := fmt.Sprintf("crash after flush %d/%d (%d writes pending), %s, recovered by %s", k, nflush, len(win), v.Name, by)
 				build(k, v.Keep, v.Tear)
-				if v.Tear == nil && by == "kernel" {
+				if v.Tear == nil && by == crashcheck.Kernel {
 					// The log as the crash left it, parsed by
 					// xfsprogs' own reader.
 					oracle.RequireLogprintClean(t, work)
 				}
+				// The kernel's files are read while it has them
+				// mounted, xfsimg's through our reader.
 				var files [3][]byte
-				if by == "kernel" {
-					mnt, umount := mountLoop(t, work)
+				crashcheck.Recover(t, work, by, what, func(mnt string) {
 					for i := range files {
 						b, err := os.ReadFile(filepath.Join(mnt, fmt.Sprintf("f%d", i)))
 						if err != nil {
@@ -458,23 +451,10 @@ func engineCrashSweep(t *testing.T, img string, ops []engineOp, init [3][]byte, 
 						}
 						files[i] = b
 					}
-					umount()
-				} else {
-					d, err := ondisk.Open(work, ondisk.OpenOptions{Write: true, NoWait: true})
-					if err != nil {
-						t.Fatal(err)
-					}
-					err = recoverLikeMount(d)
-					d.Close()
-					if err != nil {
-						t.Fatalf("%s: %v", what, err)
-					}
+				})
+				if by != crashcheck.Kernel {
 					files = readFiles(t, work)
 				}
-				if out, ok := oracle.Repair(t, work); !ok {
-					t.Fatalf("%s: xfs_repair -n:\n%s", what, out)
-				}
-				requireCheckClean(t, work)
 				for i, b := range files {
 					if j := bytes.Index(b, staleMarker); j >= 0 {
 						t.Fatalf("%s: f%d (%d bytes) shows stale data (the free-space marker) at byte %d", what, i, len(b), j)
@@ -491,17 +471,6 @@ func engineCrashSweep(t *testing.T, img string, ops []engineOp, init [3][]byte, 
 	}
 	t.Logf("swept %d of %d flush points, %d recovered crash images (xfs_logprint parsed every untorn log), each clean, no marker, %d durable bytes checked, in %v",
 		len(points), nflush+1, images, checked, time.Since(t1).Round(time.Millisecond))
-}
-
-// recoverLikeMount is what xfsimg recover does: replay the log, then, if
-// it was dirty, free the COW staging extents the crash left.
-func recoverLikeMount(d *ondisk.Device) error {
-	rep, err := log.Recover(d, log.RecoverOptions{})
-	if err != nil || rep.Clean {
-		return err
-	}
-	_, err = refcount.RecoverCowOnDevice(d)
-	return err
 }
 
 // TestEngineCrashSweepCow is the crash sweep over copy-on-write: f1 shares

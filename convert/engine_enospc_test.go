@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/xfsimg/xfsimg/convert"
+	"github.com/xfsimg/xfsimg/internal/checktest"
 	"github.com/xfsimg/xfsimg/internal/crashdev"
 	"github.com/xfsimg/xfsimg/internal/oracle"
 	"github.com/xfsimg/xfsimg/ondisk"
@@ -86,6 +87,19 @@ func noSpace(t *testing.T, s *convert.Session, rec *crashdev.Recorder, ino uint6
 
 // finish closes the session and holds the image to the model: the kernel
 // reads the same bytes, repair and check are clean.
+// writeWant writes data at off through the session and into want, the
+// file's bytes as they must read back.
+func writeWant(t *testing.T, s *convert.Session, ino uint64, want *[]byte, off int64, data []byte) {
+	t.Helper()
+	if err := s.Write(ino, off, data); err != nil {
+		t.Fatalf("pwrite inode %d %d %d: %v", ino, off, len(data), err)
+	}
+	if end := off + int64(len(data)); end > int64(len(*want)) {
+		*want = append(*want, make([]byte, end-int64(len(*want)))...)
+	}
+	copy((*want)[off:], data)
+}
+
 func finish(t *testing.T, img string, s *convert.Session, done func(), want [3][]byte) {
 	t.Helper()
 	if err := s.Close(); err != nil {
@@ -96,7 +110,7 @@ func finish(t *testing.T, img string, s *convert.Session, done func(), want [3][
 	}
 	done()
 	oracle.RequireRepairClean(t, img)
-	requireCheckClean(t, img)
+	checktest.RequireClean(t, img)
 	mnt, umount := mountLoop(t, img, "ro")
 	defer umount()
 	for i, w := range want {
@@ -130,13 +144,7 @@ func TestEngineNoSpace(t *testing.T) {
 	var want [3][]byte
 	write := func(f int, off int64, data []byte) {
 		t.Helper()
-		if err := s.Write(inos[f], off, data); err != nil {
-			t.Fatalf("pwrite f%d %d %d: %v", f, off, len(data), err)
-		}
-		if end := off + int64(len(data)); end > int64(len(want[f])) {
-			want[f] = append(want[f], make([]byte, end-int64(len(want[f])))...)
-		}
-		copy(want[f][off:], data)
+		writeWant(t, s, inos[f], &want[f], off, data)
 	}
 	free := s.Journal().FreeBlocks() * int64(s.Geometry().BlockSize)
 	t.Logf("free: %d MiB", free>>20)
@@ -188,13 +196,7 @@ func TestEngineNoSpacePrealloc(t *testing.T) {
 	var want [3][]byte
 	write := func(f int, off int64, data []byte) {
 		t.Helper()
-		if err := s.Write(inos[f], off, data); err != nil {
-			t.Fatalf("pwrite f%d %d %d: %v", f, off, len(data), err)
-		}
-		if end := off + int64(len(data)); end > int64(len(want[f])) {
-			want[f] = append(want[f], make([]byte, end-int64(len(want[f])))...)
-		}
-		copy(want[f][off:], data)
+		writeWant(t, s, inos[f], &want[f], off, data)
 	}
 	// f0: 1 MiB on disk, one extent: an extending write gets
 	// speculative preallocation past it.

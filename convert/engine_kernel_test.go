@@ -14,6 +14,7 @@ import (
 
 	"github.com/xfsimg/xfsimg/bmbt"
 	"github.com/xfsimg/xfsimg/convert"
+	"github.com/xfsimg/xfsimg/internal/checktest"
 	"github.com/xfsimg/xfsimg/internal/oracle"
 	"github.com/xfsimg/xfsimg/ondisk"
 	"github.com/xfsimg/xfsimg/xfs"
@@ -240,7 +241,7 @@ func compareWorkload(t *testing.T, w workload, onLoop bool) (ours, kernel []int)
 	t.Logf("xfsimg took %v, the kernel (mount, script, umount) %v", oursTook.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
 
 	oracle.RequireRepairClean(t, img)
-	requireCheckClean(t, img)
+	checktest.RequireClean(t, img)
 	or, kr := results(t, img, files), results(t, kimg, files)
 	// The kernel's layout of the workloads over several files moves with
 	// its timing: random-mixed-files gave f0 35 extents alone and 32 in

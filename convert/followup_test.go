@@ -1,18 +1,15 @@
 package convert
 
 import (
-	"os"
+	"fmt"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/xfsimg/xfsimg/agf"
-	"github.com/xfsimg/xfsimg/check"
+	"github.com/xfsimg/xfsimg/internal/crashcheck"
 	"github.com/xfsimg/xfsimg/internal/crashdev"
 	"github.com/xfsimg/xfsimg/internal/oracle"
-	"github.com/xfsimg/xfsimg/log"
 	"github.com/xfsimg/xfsimg/ondisk"
-	"github.com/xfsimg/xfsimg/xfs"
 )
 
 // TestFollowUpFrees: a transaction that allocated in a high AG cannot then
@@ -26,19 +23,14 @@ import (
 func TestFollowUpFrees(t *testing.T) {
 	oracle.Require(t, oracle.Root, oracle.Loop, oracle.Xfsprogs)
 	img := oracle.Mkfs(t, 512<<20, "-d", "agcount=4")
-	dir := t.TempDir()
-	if out, err := oracle.RunErr("mount", "-o", "loop", img, dir); err != nil {
-		t.Fatalf("mount: %v: %s", err, out)
-	}
+	dir, _ := oracle.Mount(t, img)
 	// Eight written extents near the inode, in AG 0.
 	args := []string{"-f"}
 	for i := 0; i < 8; i++ {
-		args = append(args, "-c", "pwrite -q "+itoa(int64(i)*2<<20)+" 64k")
+		args = append(args, "-c", fmt.Sprintf("pwrite -q %d 64k", i*2<<20))
 	}
 	oracle.Run(t, "xfs_io", append(args, "-c", "fsync", filepath.Join(dir, "f"))...)
-	oracle.Run(t, "umount", dir)
-	for strings.TrimSpace(oracle.Run(t, "losetup", "-j", img)) != "" {
-	}
+	oracle.Unmount(t, dir)
 	base := filepath.Join(t.TempDir(), "base.img")
 	oracle.Run(t, "cp", "--sparse=always", img, base)
 
@@ -93,72 +85,11 @@ func TestFollowUpFrees(t *testing.T) {
 	work := filepath.Join(t.TempDir(), "crash.img")
 	for k := 0; k <= rec.Flushes(); k++ {
 		for _, keepAll := range []bool{false, true} {
-			for _, by := range []string{"kernel", "xfsimg"} {
-				oracle.Run(t, "cp", "--sparse=always", base, work)
-				f, err := os.OpenFile(work, os.O_RDWR, 0)
-				if err != nil {
-					t.Fatal(err)
-				}
-				err = rec.ApplyCrash(f, k, func(int) bool { return keepAll }, nil)
-				f.Close()
-				if err != nil {
-					t.Fatal(err)
-				}
-				if by == "kernel" {
-					if out, err := oracle.RunErr("mount", "-o", "loop", work, dir); err != nil {
-						t.Fatalf("flush %d: mount: %v: %s", k, err, out)
-					}
-					oracle.Run(t, "umount", dir)
-					for strings.TrimSpace(oracle.Run(t, "losetup", "-j", work)) != "" {
-					}
-				} else {
-					d, err := ondisk.Open(work, ondisk.OpenOptions{Write: true, NoWait: true})
-					if err != nil {
-						t.Fatal(err)
-					}
-					_, err = log.Recover(d, log.RecoverOptions{})
-					d.Close()
-					if err != nil {
-						t.Fatalf("flush %d: recover: %v", k, err)
-					}
-				}
-				if out, ok := oracle.Repair(t, work); !ok {
-					t.Fatalf("crash after flush %d (pending writes kept: %v), recovered by %s: xfs_repair -n:\n%s", k, keepAll, by, out)
-				}
-				// xfs_repair -n skips its free space rebuild: a block
-				// neither free nor owned is for xfsimg check to find.
-				if rep := checkImage(t, work); !rep.Clean() {
-					t.Fatalf("crash after flush %d (pending writes kept: %v), recovered by %s: xfsimg check: %s\n%v",
-						k, keepAll, by, rep.Summary(), rep.Findings)
-				}
+			for _, by := range []string{crashcheck.Kernel, crashcheck.Xfsimg} {
+				crashcheck.Build(t, rec, base, work, k, func(int) bool { return keepAll }, nil)
+				crashcheck.Recover(t, work, by, fmt.Sprintf("crash after flush %d (pending writes kept: %v), recovered by %s", k, keepAll, by), nil)
 			}
 		}
 	}
 	t.Logf("%d crash points around 4 follow-up frees, each recovered clean by the kernel and by xfsimg", rec.Flushes()+1)
-}
-
-func checkImage(t *testing.T, img string) *check.Report {
-	t.Helper()
-	f, err := xfs.Open(img, ondisk.OpenOptions{NoWait: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	rep, err := check.Run(f, check.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return rep
-}
-
-func itoa(v int64) string {
-	b := []byte{}
-	if v == 0 {
-		return "0"
-	}
-	for v > 0 {
-		b = append([]byte{byte('0' + v%10)}, b...)
-		v /= 10
-	}
-	return string(b)
 }

@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/xfsimg/xfsimg/bmbt"
-	"github.com/xfsimg/xfsimg/check"
 	"github.com/xfsimg/xfsimg/convert"
+	"github.com/xfsimg/xfsimg/internal/checktest"
 	"github.com/xfsimg/xfsimg/internal/oracle"
 	"github.com/xfsimg/xfsimg/ondisk"
 	"github.com/xfsimg/xfsimg/xfs"
@@ -346,7 +346,7 @@ func runAgainstKernel(t *testing.T, g geometry, n int) {
 		dev.Close()
 		ourTime += time.Since(start)
 		oracle.RequireRepairClean(t, img)
-		requireCheckClean(t, img)
+		checktest.RequireClean(t, img)
 
 		// The kernel's.
 		start = time.Now()
@@ -477,27 +477,7 @@ func runAgainstKernel(t *testing.T, g geometry, n int) {
 	}
 	dev.Close()
 	oracle.RequireRepairClean(t, img)
-	requireCheckClean(t, img)
-}
-
-// requireCheckClean runs xfsimg's own checker (xfsimg check) on img.
-func requireCheckClean(t *testing.T, img string) {
-	t.Helper()
-	f, err := xfs.Open(img, ondisk.OpenOptions{NoWait: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	rep, err := check.Run(f, check.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !rep.Clean() {
-		for _, fd := range rep.Findings {
-			t.Log(fd)
-		}
-		t.Fatalf("xfsimg check: %s", rep.Summary())
-	}
+	checktest.RequireClean(t, img)
 }
 
 func contentHash(t *testing.T, ip *xfs.Inode) [32]byte {

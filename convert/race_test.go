@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/xfsimg/xfsimg/bmbt"
+	"github.com/xfsimg/xfsimg/internal/checktest"
 	"github.com/xfsimg/xfsimg/internal/oracle"
 	"github.com/xfsimg/xfsimg/log"
 	"github.com/xfsimg/xfsimg/ondisk"
@@ -343,7 +344,7 @@ func judge(t *testing.T, img string, closeErr error, want map[string][]byte) *ve
 	if out, ok := oracle.Repair(t, img); !ok {
 		v.add("xfs_repair -n: %s", firstLines(out, 6))
 	}
-	if rep := checkImage(t, img); !rep.Clean() {
+	if rep := checktest.Run(t, img); !rep.Clean() {
 		v.add("xfsimg check: %s: %v", rep.Summary(), firstN(rep.Findings, 4))
 	}
 	if f, err := xfs.Open(img, ondisk.OpenOptions{NoWait: true}); err != nil {

@@ -4,6 +4,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/xfsimg/xfsimg/internal/checktest"
 	"github.com/xfsimg/xfsimg/internal/oracle"
 	"github.com/xfsimg/xfsimg/ondisk"
 )
@@ -122,7 +123,7 @@ func TestAdjustKernel(t *testing.T) {
 				t.Errorf("agf freeblks %d, want %d + %d freed", got, free0, freed)
 			}
 			oracle.RequireRepairClean(t, img)
-			requireCheckClean(t, img)
+			checktest.RequireClean(t, img)
 			got := kernelRead(t, img, files...)
 			for _, f := range files {
 				sameBytes(t, "kernel read of "+f, got[f], want[f])

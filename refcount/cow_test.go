@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/xfsimg/xfsimg/agf"
+	"github.com/xfsimg/xfsimg/internal/checktest"
 	"github.com/xfsimg/xfsimg/internal/oracle"
 	"github.com/xfsimg/xfsimg/ondisk"
 )
@@ -100,7 +101,7 @@ func TestCowStagingKernel(t *testing.T) {
 			t.Errorf("xfs_repair -n reports %d leftover CoW extents, want %d:\n%s", n, len(want), out)
 		}
 	}
-	requireCheckClean(t, img)
+	checktest.RequireClean(t, img)
 
 	// The kernel frees leftover staging extents when it recovers a
 	// dirty log (the crash they exist for; a clean mount of 6.x leaves
@@ -127,7 +128,7 @@ func TestCowStagingKernel(t *testing.T) {
 		t.Errorf("agf freeblks %d after the kernel's COW recovery, want %d", got, free0)
 	}
 	oracle.RequireRepairClean(t, img)
-	requireCheckClean(t, img)
+	checktest.RequireClean(t, img)
 }
 
 // Shared finds the first shared run of a range, across touching records,

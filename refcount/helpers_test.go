@@ -15,7 +15,6 @@ import (
 
 	"github.com/xfsimg/xfsimg/agf"
 	"github.com/xfsimg/xfsimg/bmbt"
-	"github.com/xfsimg/xfsimg/check"
 	"github.com/xfsimg/xfsimg/internal/oracle"
 	"github.com/xfsimg/xfsimg/log"
 	"github.com/xfsimg/xfsimg/ondisk"
@@ -304,29 +303,6 @@ func recsString(recs []ondisk.RefcountRec) string {
 		fmt.Fprintf(&b, "[%s%d,+%d]=%d ", c, r.AGBlock(), r.BlockCount, r.RefCount)
 	}
 	return b.String()
-}
-
-// requireCheckClean runs our own checker (package check), which
-// cross-checks the refcount btree against every file's mapping.
-func requireCheckClean(t testing.TB, img string) {
-	t.Helper()
-	f, err := xfs.Open(img, ondisk.OpenOptions{Buffered: true})
-	if err != nil {
-		t.Fatalf("open %s: %v", img, err)
-	}
-	defer f.Close()
-	r, err := check.Run(f, check.Options{})
-	if err != nil {
-		t.Fatalf("check %s: %v", img, err)
-	}
-	if !r.Clean() {
-		var b strings.Builder
-		b.WriteString(r.Summary())
-		for _, f := range r.Findings {
-			b.WriteString("\n  " + f.String())
-		}
-		t.Errorf("xfsimg check: %s", b.String())
-	}
 }
 
 // crash writes what was committed to the log and in place, and then

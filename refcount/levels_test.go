@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/xfsimg/xfsimg/internal/checktest"
 	"github.com/xfsimg/xfsimg/internal/oracle"
 	"github.com/xfsimg/xfsimg/ondisk"
 )
@@ -51,7 +52,7 @@ func TestLevelsKernel(t *testing.T) {
 		}
 		t.Logf("%s: %d records, refcntlevel %d, refcntblocks %d", step, len(got), f["refcntlevel"], f["refcntblocks"])
 		oracle.RequireRepairClean(t, img)
-		requireCheckClean(t, img)
+		checktest.RequireClean(t, img)
 	}
 	var kernelMade []ondisk.RefcountRec
 	for i := uint32(0); i < n; i++ {
