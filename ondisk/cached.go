@@ -20,10 +20,14 @@ var hostPageSize = int64(os.Getpagesize())
 // page of the range is cached already, and reports whether it did; on a
 // miss it reads nothing, and the caller goes to the device with O_DIRECT.
 //
-// It applies to image files opened read-only. An image that was just
-// written through a loop device, or that xfs_db or xfs_repair just read,
-// sits in the host's page cache; reading those pages costs a copy, where
-// O_DIRECT goes to the disk for each. The page cache of a regular file is
+// It applies to image files opened read-only. An image that xfs_db or
+// xfs_repair just read, or that was written through a loop device, sits
+// in the host's page cache, wholly or in part; reading those pages costs
+// a copy, where O_DIRECT goes to the disk for each. A read with any page
+// missing is a miss as a whole: the metadata cache reads runs of blocks,
+// and right after a loop mount the blocks between a tree's blocks (file
+// space never written, say) are often not cached, so such runs still go
+// O_DIRECT. The page cache of a regular file is
 // that file's contents (O_DIRECT writes invalidate it, O_DIRECT reads write
 // dirty pages back first), so the bytes are the same either way. What is
 // not cached is still read with O_DIRECT, so that inspecting a large image
