@@ -37,8 +37,8 @@ func sortExts(e []freeExt) []freeExt {
 func kernelFree(t *testing.T, img string, g *ondisk.Geometry) (uint64, []freeExt) {
 	t.Helper()
 	oracle.Require(t, oracle.Loop)
-	dev := strings.TrimSpace(oracle.Run(t, "losetup", "-f", "--show", img))
-	defer oracle.Run(t, "losetup", "-d", dev)
+	dev := oracle.Attach(t, img)
+	defer oracle.Detach(t, dev)
 	dir := t.TempDir()
 	if out, err := oracle.RunErr("mount", "-t", "xfs", "-o", "ro", dev, dir); err != nil {
 		t.Fatalf("mount %s: %v: %s\n%s", img, err, out, oracle.DmesgTail(20))
@@ -166,8 +166,8 @@ func firstExtDiff(a, b []freeExt) string {
 // kmount mounts img, runs fn on the mount point, unmounts and detaches.
 func kmount(t *testing.T, img string, fn func(dir string)) {
 	t.Helper()
-	dev := strings.TrimSpace(oracle.Run(t, "losetup", "-f", "--show", img))
-	defer oracle.Run(t, "losetup", "-d", dev)
+	dev := oracle.Attach(t, img)
+	defer oracle.Detach(t, dev)
 	dir := t.TempDir()
 	if out, err := oracle.RunErr("mount", "-t", "xfs", dev, dir); err != nil {
 		t.Fatalf("mount %s: %v: %s\n%s", img, err, out, oracle.DmesgTail(20))

@@ -57,6 +57,11 @@ attach() { # attach IMG: sets $dev
 detach() { # detach DEV
 	local keep=() d
 	losetup -d "$1"
+	# losetup -d only marks a device still held open (udev probing after
+	# the unmount) for release; wait until the image no longer backs it,
+	# or xfsimg refuses to write it.
+	local backing=/sys/block/${1#/dev/}/loop/backing_file n
+	for ((n = 0; n < 1000 && -e $backing; n++)); do sleep 0.01; done
 	for d in "${our_loops[@]}"; do [[ $d == "$1" ]] || keep+=("$d"); done
 	our_loops=("${keep[@]+"${keep[@]}"}")
 }

@@ -72,8 +72,8 @@ func mountImage(img string, fn func(dir string) error) (dmesg []string, err erro
 	}
 	loop := strings.TrimSpace(string(loopOut))
 	defer func() {
-		if out, derr := exec.Command("losetup", "-d", loop).CombinedOutput(); derr != nil && err == nil {
-			err = fmt.Errorf("losetup -d %s: %v: %s", loop, derr, out)
+		if derr := oracle.DetachErr(loop); derr != nil && err == nil {
+			err = derr
 		}
 		name := "(" + filepath.Base(loop) + ")"
 		lines := dmesgLines()

@@ -3,7 +3,6 @@ package ondisk
 import (
 	"os"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"testing"
 
@@ -21,8 +20,7 @@ func TestLoopBacksIoctl(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	loop := strings.TrimSpace(oracle.Run(t, "losetup", "-f", "--show", img))
-	defer oracle.RunErr("losetup", "-d", loop)
+	loop := oracle.Attach(t, img)
 	for _, c := range []struct {
 		path string
 		want bool

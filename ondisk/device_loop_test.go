@@ -26,13 +26,7 @@ func TestOpenRefusesLoopBackingFile(t *testing.T) {
 	}
 	d.Close()
 
-	loop := strings.TrimSpace(oracle.Run(t, "losetup", "-f", "--show", img))
-	attached := true
-	defer func() {
-		if attached {
-			oracle.RunErr("losetup", "-d", loop)
-		}
-	}()
+	loop := oracle.Attach(t, img)
 	refused := func(name, path string) {
 		t.Helper()
 		_, err := ondisk.Open(path, ondisk.OpenOptions{Write: true, NoWait: true})
@@ -61,8 +55,7 @@ func TestOpenRefusesLoopBackingFile(t *testing.T) {
 	}
 	refused("renamed", moved)
 
-	oracle.Run(t, "losetup", "-d", loop)
-	attached = false
+	oracle.Detach(t, loop)
 	d, err = ondisk.Open(moved, ondisk.OpenOptions{Write: true, NoWait: true})
 	if err != nil {
 		t.Fatalf("after losetup -d: %v", err)

@@ -49,8 +49,8 @@ func requireLogprintClean(t *testing.T, img string) {
 // test ends, and xfsimg refuses to write an image a loop device uses).
 func mountDetached(t *testing.T, img string, fn func(dir string)) {
 	t.Helper()
-	loop := strings.TrimSpace(oracle.Run(t, "losetup", "-f", "--show", img))
-	defer oracle.Run(t, "losetup", "-d", loop)
+	loop := oracle.Attach(t, img)
+	defer oracle.Detach(t, loop)
 	dir := t.TempDir()
 	oracle.Run(t, "mount", "-t", "xfs", loop, dir)
 	defer oracle.Run(t, "umount", dir)

@@ -213,21 +213,31 @@ func detach(t testing.TB, dev string) {
 	if !was {
 		return
 	}
-	if out, err := RunErr("losetup", "-d", dev); err != nil {
-		t.Errorf("losetup -d %s: %v: %s", dev, err, out)
-		return
+	if err := DetachErr(dev); err != nil {
+		t.Error(err)
 	}
-	// The kernel defers a detach while anything (udev probing after the
-	// unmount, say) still holds the device open, and until it happens
-	// the image still backs it: xfsimg refuses to write such an image.
-	// Wait for it, as a loaded machine running tests in parallel needs.
+}
+
+// DetachErr runs losetup -d on dev and waits until the kernel has let the
+// device go, for helpers that report errors instead of failing a test.
+// The kernel defers a detach while anything (udev probing after the
+// unmount, say) still holds the device open, and until it happens the
+// image still backs it: xfsimg refuses to write such an image, so a test
+// that detaches and then writes would fail on a loaded machine.
+func DetachErr(dev string) error {
 	backing := filepath.Join("/sys/block", filepath.Base(dev), "loop", "backing_file")
+	was, _ := os.ReadFile(backing)
+	if out, err := RunErr("losetup", "-d", dev); err != nil {
+		return fmt.Errorf("losetup -d %s: %v: %s", dev, err, out)
+	}
+	// Another test may attach the freed device at once: only our image
+	// backing it counts as still attached.
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-		if _, err := os.Stat(backing); err != nil {
-			return
+		if now, err := os.ReadFile(backing); err != nil || !bytes.Equal(now, was) {
+			return nil
 		}
 	}
-	t.Errorf("%s still attached 10 s after losetup -d", dev)
+	return fmt.Errorf("%s still attached 10 s after losetup -d", dev)
 }
 
 // Mount attaches img and mounts it (with extra mount options, e.g. "ro");
