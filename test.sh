@@ -21,6 +21,27 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 export PATH="$PATH:/usr/local/go/bin:/usr/sbin:/sbin"
+
+# The tests' scratch images live under a directory of this run's own. A
+# test that times out panics without running its cleanups, and a killed
+# run leaves its mounts and loop devices behind: on the way out, unmount
+# and detach whatever still uses a file under it, and only that.
+scratch=$(mktemp -d "${TMPDIR:-/tmp}/xfsimg-test.XXXXXX")
+export TMPDIR=$scratch
+cleanup() {
+	local m d
+	if [ "$(id -u)" = 0 ]; then
+		findmnt -rn -o TARGET | awk -v d="$scratch/" 'index($0, d) == 1' | sort -r |
+			while read -r m; do umount "$m" || umount -l "$m" || true; done
+		losetup -ln -O NAME,BACK-FILE | awk -v d="$scratch/" 'index($2, d) == 1 {print $1}' |
+			while read -r d; do
+				echo "test.sh: detaching $d, left attached by a test" >&2
+				losetup -d "$d" || true
+			done
+	fi
+	rm -rf --one-file-system "$scratch"
+}
+trap cleanup EXIT
 go vet ./...
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
 if [ -n "$unformatted" ]; then
