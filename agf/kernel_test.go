@@ -36,19 +36,14 @@ func sortExts(e []freeExt) []freeExt {
 // count and its fsmap of free space (the bnobt as the kernel reads it).
 func kernelFree(t *testing.T, img string, g *ondisk.Geometry) (uint64, []freeExt) {
 	t.Helper()
-	oracle.Require(t, oracle.Loop)
-	dev := oracle.Attach(t, img)
-	defer oracle.Detach(t, dev)
-	dir := t.TempDir()
-	if out, err := oracle.RunErr("mount", "-t", "xfs", "-o", "ro", dev, dir); err != nil {
-		t.Fatalf("mount %s: %v: %s\n%s", img, err, out, oracle.DmesgTail(20))
-	}
-	defer oracle.Run(t, "umount", dir)
 	var st syscall.Statfs_t
-	if err := syscall.Statfs(dir, &st); err != nil {
-		t.Fatal(err)
-	}
-	out := oracle.Run(t, "xfs_io", "-c", "fsmap -d -m", dir)
+	var out string
+	oracle.WithMount(t, img, func(dir string) {
+		if err := syscall.Statfs(dir, &st); err != nil {
+			t.Fatal(err)
+		}
+		out = oracle.Run(t, "xfs_io", "-c", "fsmap -d -m", dir)
+	}, "ro")
 	var exts []freeExt
 	bbPerBlock := uint64(g.BlockSize / ondisk.BBSize)
 	agBBs := uint64(g.AGBlocks) * bbPerBlock
@@ -163,19 +158,6 @@ func firstExtDiff(a, b []freeExt) string {
 	return fmt.Sprintf("lengths %d, %d", len(a), len(b))
 }
 
-// kmount mounts img, runs fn on the mount point, unmounts and detaches.
-func kmount(t *testing.T, img string, fn func(dir string)) {
-	t.Helper()
-	dev := oracle.Attach(t, img)
-	defer oracle.Detach(t, dev)
-	dir := t.TempDir()
-	if out, err := oracle.RunErr("mount", "-t", "xfs", dev, dir); err != nil {
-		t.Fatalf("mount %s: %v: %s\n%s", img, err, out, oracle.DmesgTail(20))
-	}
-	defer oracle.Run(t, "umount", dir)
-	fn(dir)
-}
-
 // The near algorithm places a file's first extent where the kernel does:
 // the kernel fallocates a new, empty file on a copy of the image; our
 // allocator, asked what the kernel's bmap asks (target: the inode's
@@ -188,7 +170,7 @@ func TestNearMatchesKernel(t *testing.T) {
 	base := images.Extract(t, "freesp-1k")
 	dirs := []string{"/d0", "/d1", "/d2", "/d3"}
 	inos := map[string]uint64{}
-	kmount(t, base, func(mnt string) {
+	oracle.WithMount(t, base, func(mnt string) {
 		for _, d := range dirs {
 			p := mnt + d + "/new"
 			oracle.Run(t, "touch", p)
@@ -205,7 +187,7 @@ func TestNearMatchesKernel(t *testing.T) {
 				img := t.TempDir() + "/k.img"
 				oracle.Run(t, "cp", "--sparse=always", base, img)
 				var bmap string
-				kmount(t, img, func(mnt string) {
+				oracle.WithMount(t, img, func(mnt string) {
 					p := mnt + d + "/new"
 					oracle.Run(t, "xfs_io", "-c", fmt.Sprintf("falloc 0 %dk", n), p)
 					bmap = oracle.Run(t, "xfs_io", "-r", "-c", "bmap -v", p)
@@ -318,7 +300,7 @@ func TestKernelReplaysAllocations(t *testing.T) {
 				w.dev.(*ondisk.Device).Close()
 				if recoverer == "kernel" {
 					prev := dmesgLines(t)
-					kmount(t, img, func(string) {})
+					oracle.WithMount(t, img, func(string) {})
 					if news := strings.Join(newLines(prev, dmesgLines(t)), "\n"); !strings.Contains(news, "Starting recovery") ||
 						!strings.Contains(news, "Ending recovery") {
 						t.Fatalf("the kernel did not replay:\n%s", news)

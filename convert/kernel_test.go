@@ -107,42 +107,17 @@ type geometry struct {
 	stripes int
 }
 
-// mountLoop mounts img through an auto-clearing loop device (detached at
-// unmount, so that the image can be written again) and returns the mount
-// point and a function that unmounts it; cleanup unmounts if still needed.
+// mountLoop mounts img and returns the mount point and a function that
+// unmounts and detaches it at once, so that the image can be written
+// again (xfsimg refuses an image a loop device still uses); cleanup does
+// it if the test does not.
 func mountLoop(t *testing.T, img string, opts ...string) (string, func()) {
 	t.Helper()
-	dir := t.TempDir()
-	o := strings.Join(append([]string{"loop"}, opts...), ",")
-	if out, err := oracle.RunErr("mount", "-t", "xfs", "-o", o, img, dir); err != nil {
-		t.Fatalf("mount %s: %v: %s\n%s", img, err, out, oracle.DmesgTail(20))
-	}
-	umount := func() {
+	dir, _ := oracle.Mount(t, img, opts...)
+	return dir, func() {
 		if oracle.IsMounted(dir) {
-			if out, err := oracle.RunErr("umount", dir); err != nil {
-				t.Fatalf("umount %s: %v: %s", dir, err, out)
-			}
-			waitDetached(t, img)
+			oracle.Unmount(t, dir)
 		}
-	}
-	t.Cleanup(umount)
-	return dir, umount
-}
-
-// waitDetached waits for the auto-clearing loop device over img to go: the
-// kernel detaches it after umount returns, and xfsimg refuses to write an
-// image a loop device still uses.
-func waitDetached(t *testing.T, img string) {
-	t.Helper()
-	for i := 0; ; i++ {
-		out, err := oracle.RunErr("losetup", "-j", img)
-		if err == nil && strings.TrimSpace(out) == "" {
-			return
-		}
-		if i == 500 {
-			t.Fatalf("loop device over %s still attached: %s", img, out)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 

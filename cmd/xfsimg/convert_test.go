@@ -18,7 +18,7 @@ import (
 func convertImage(t *testing.T) string {
 	t.Helper()
 	img := oracle.Mkfs(t, 512<<20)
-	mountDetached(t, img, func(d string) {
+	oracle.WithMount(t, img, func(d string) {
 		oracle.Run(t, "xfs_io", "-f", "-c", "pwrite -q -S 0x5a 0 1048676", "-c", "fsync", filepath.Join(d, "f"))
 		oracle.Run(t, "mkdir", filepath.Join(d, "d"))
 		oracle.Run(t, "ln", "-s", "f", filepath.Join(d, "l"))
@@ -58,7 +58,7 @@ func TestConvertCommand(t *testing.T) {
 	}
 	f.Close()
 
-	mountDetached(t, img, func(d string) {
+	oracle.WithMount(t, img, func(d string) {
 		p := filepath.Join(d, "f")
 		st, err := os.Stat(p)
 		if err != nil {
@@ -127,7 +127,7 @@ func TestConvertRefusals(t *testing.T) {
 
 	// A dirty log.
 	dirty := oracle.Mkfs(t, 512<<20)
-	mountDetached(t, dirty, func(d string) {
+	oracle.WithMount(t, dirty, func(d string) {
 		oracle.Run(t, "xfs_io", "-f", "-c", "pwrite 0 64k", "-c", "fsync", filepath.Join(d, "f"))
 		oracle.Run(t, "xfs_io", "-x", "-c", "shutdown -f", d)
 	})
@@ -138,7 +138,7 @@ func TestConvertRefusals(t *testing.T) {
 	}
 	// Features convert does not write.
 	striped := oracle.Mkfs(t, 1<<30, "-d", "su=64k,sw=2")
-	mountDetached(t, striped, func(d string) { oracle.Run(t, "touch", filepath.Join(d, "f")) })
+	oracle.WithMount(t, striped, func(d string) { oracle.Run(t, "touch", filepath.Join(d, "f")) })
 	ssum := fileSum(t, striped)
 	requireOneLineFailure(t, "stripe-aligned allocation", "convert", striped, "/f", "-c", "falloc 0 4k")
 	if fileSum(t, striped) != ssum {

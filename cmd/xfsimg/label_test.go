@@ -44,24 +44,11 @@ func requireLogprintClean(t *testing.T, img string) {
 	}
 }
 
-// mountDetached mounts img through a loop device, runs fn, then unmounts
-// and detaches it at once (oracle.Mount keeps the device attached until the
-// test ends, and xfsimg refuses to write an image a loop device uses).
-func mountDetached(t *testing.T, img string, fn func(dir string)) {
-	t.Helper()
-	loop := oracle.Attach(t, img)
-	defer oracle.Detach(t, loop)
-	dir := t.TempDir()
-	oracle.Run(t, "mount", "-t", "xfs", loop, dir)
-	defer oracle.Run(t, "umount", dir)
-	fn(dir)
-}
-
 // kernelLabel mounts img and returns the label the kernel reports.
 func kernelLabel(t *testing.T, img string) string {
 	t.Helper()
 	var out string
-	mountDetached(t, img, func(dir string) { out = oracle.Run(t, "xfs_io", "-c", "label", dir) })
+	oracle.WithMount(t, img, func(dir string) { out = oracle.Run(t, "xfs_io", "-c", "label", dir) })
 	m := regexp.MustCompile(`label = "(.*)"`).FindStringSubmatch(out)
 	if m == nil {
 		t.Fatalf("xfs_io label: %q", out)
@@ -157,7 +144,7 @@ func TestLabelRefusals(t *testing.T) {
 
 	// Mounted: the image file backs the loop device; the device itself is
 	// held exclusively by the kernel.
-	mountDetached(t, img, func(dir string) {
+	oracle.WithMount(t, img, func(dir string) {
 		dev := strings.TrimSpace(oracle.Run(t, "findmnt", "-n", "-o", "SOURCE", dir))
 		requireOneLineFailure(t, "backs loop device "+dev, "label", img, "x")
 		requireOneLineFailure(t, "device is busy", "label", dev, "x")
@@ -166,7 +153,7 @@ func TestLabelRefusals(t *testing.T) {
 	// A dirty log: written by the kernel, then shut down without
 	// unmounting cleanly.
 	dirty := oracle.Mkfs(t, 512<<20)
-	mountDetached(t, dirty, func(d string) {
+	oracle.WithMount(t, dirty, func(d string) {
 		oracle.Run(t, "xfs_io", "-f", "-c", "pwrite 0 64k", "-c", "fsync", filepath.Join(d, "f"))
 		oracle.Run(t, "xfs_io", "-x", "-c", "shutdown -f", d)
 	})

@@ -47,7 +47,7 @@ func TestWriteCommand(t *testing.T) {
 	stdin = os.Stdin
 	oracle.RequireRepairClean(t, img)
 
-	mountDetached(t, img, func(d string) {
+	oracle.WithMount(t, img, func(d string) {
 		b, err := os.ReadFile(filepath.Join(d, "f"))
 		if err != nil {
 			t.Fatal(err)

@@ -281,6 +281,16 @@ func Unmount(t testing.TB, dir string) {
 	}
 }
 
+// WithMount mounts img (with extra mount options), runs fn on the mount
+// point, then unmounts and detaches at once: when it returns, the image is
+// free for xfsimg to write. If fn fails the test, cleanup does the rest.
+func WithMount(t testing.TB, img string, fn func(dir string), opts ...string) {
+	t.Helper()
+	dir, _ := Mount(t, img, opts...)
+	fn(dir)
+	Unmount(t, dir)
+}
+
 // IsMounted reports whether dir is a mount point.
 func IsMounted(dir string) bool {
 	_, err := RunErr("mountpoint", "-q", dir)
