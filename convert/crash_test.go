@@ -58,15 +58,8 @@ func TestCrashSweep(t *testing.T) {
 	g := geometry{name: "1k-frag", size: 400 << 20, mkfs: []string{"-b", "size=1024", "-d", "agcount=4"},
 		files: 3, window: 40 << 20, fragment: 30 << 20, stripes: 450}
 	img := kernelFixture(t, g)
-	base := filepath.Join(t.TempDir(), "base.img")
-	oracle.Run(t, "cp", "--sparse=always", img, base)
 	names := []string{"f0", "f1", "f2"}
-
-	dev, err := ondisk.Open(img, ondisk.OpenOptions{Write: true, NoWait: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec := crashdev.Wrap(dev)
+	base, dev, rec := crashcheck.Record(t, img)
 	// Flush counts when each checkpoint is durable in the log, and when it
 	// is in place.
 	var logFlush, inPlace []int

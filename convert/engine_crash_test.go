@@ -346,14 +346,7 @@ func TestEngineCrashSweep(t *testing.T) {
 // says.
 func engineCrashSweep(t *testing.T, img string, ops []engineOp, init [3][]byte, tPrep time.Duration) {
 	long := os.Getenv("XFSIMG_LONG") == "1"
-	base := filepath.Join(t.TempDir(), "base.img")
-	oracle.Run(t, "cp", "--sparse=always", img, base)
-
-	dev, err := ondisk.Open(img, ondisk.OpenOptions{Write: true, NoWait: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec := crashdev.Wrap(dev)
+	base, dev, rec := crashcheck.Record(t, img)
 	s, err := convert.Open(rec, convert.Options{
 		Log:        log.Options{CheckpointBytes: 16 << 10},
 		DirtyLimit: 256 << 10,

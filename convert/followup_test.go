@@ -7,7 +7,6 @@ import (
 
 	"github.com/xfsimg/xfsimg/agf"
 	"github.com/xfsimg/xfsimg/internal/crashcheck"
-	"github.com/xfsimg/xfsimg/internal/crashdev"
 	"github.com/xfsimg/xfsimg/internal/oracle"
 	"github.com/xfsimg/xfsimg/ondisk"
 )
@@ -31,14 +30,7 @@ func TestFollowUpFrees(t *testing.T) {
 	}
 	oracle.Run(t, "xfs_io", append(args, "-c", "fsync", filepath.Join(dir, "f"))...)
 	oracle.Unmount(t, dir)
-	base := filepath.Join(t.TempDir(), "base.img")
-	oracle.Run(t, "cp", "--sparse=always", img, base)
-
-	dev, err := ondisk.Open(img, ondisk.OpenOptions{Write: true, NoWait: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec := crashdev.Wrap(dev)
+	base, dev, rec := crashcheck.Record(t, img)
 	s, err := Open(rec, Options{})
 	if err != nil {
 		t.Fatal(err)

@@ -5,6 +5,7 @@ package crashcheck
 
 import (
 	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/xfsimg/xfsimg/internal/checktest"
@@ -20,6 +21,20 @@ const (
 	Kernel = "kernel"         // a loop mount and unmount: the kernel's log recovery
 	Xfsimg = "xfsimg recover" // what xfsimg recover does
 )
+
+// Record keeps a copy of img as it is now (the base that Build starts
+// from, in a directory of the test's) and opens img for writing with
+// every write recorded; the caller closes dev.
+func Record(t testing.TB, img string) (base string, dev *ondisk.Device, rec *crashdev.Recorder) {
+	t.Helper()
+	base = filepath.Join(t.TempDir(), "base.img")
+	oracle.Run(t, "cp", "--sparse=always", img, base)
+	dev, err := ondisk.Open(img, ondisk.OpenOptions{Write: true, NoWait: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return base, dev, crashdev.Wrap(dev)
+}
 
 // Build makes work a copy of base (the image before the first recorded
 // write) with what a crash after flush point k leaves: keep chooses the
