@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -162,4 +163,75 @@ func bnoRoot(t *testing.T, fixture string) string {
 	}
 	t.Fatal("no bnoroot")
 	return ""
+}
+
+// TestBadImagesEveryCommand holds every command that opens an image to the
+// same rule on images that are not XFS, or not whole: one line on stderr
+// that names the image, exit 1 (2 for check, whose 1 means problems
+// found), no panic, and not a byte of the image changed, by the commands
+// that write too.
+func TestBadImagesEveryCommand(t *testing.T) {
+	random := make([]byte, 1<<20)
+	r := rand.New(rand.NewPCG(9, 9))
+	for i := range random {
+		random[i] = byte(r.Uint32())
+	}
+	imgs := []struct {
+		name string
+		img  func(t *testing.T) string
+	}{
+		{"empty", func(t *testing.T) string { return writeFile(t, "empty.img", nil) }},
+		{"random", func(t *testing.T) string { return writeFile(t, "random.img", random) }},
+		{"zeros", func(t *testing.T) string { return writeFile(t, "zero.img", make([]byte, 1<<20)) }},
+		{"truncated", truncatedImage},
+	}
+	host := writeFile(t, "host", []byte("data"))
+	cmds := []struct {
+		args []string // IMAGE goes after the first
+		code int
+	}{
+		{[]string{"inspect"}, 1},
+		{[]string{"inspect", "sb"}, 1},
+		{[]string{"inspect", "agf", "0"}, 1},
+		{[]string{"inspect", "inode", "/README.txt"}, 1},
+		{[]string{"inspect", "bmap", "/README.txt"}, 1},
+		{[]string{"inspect", "freesp"}, 1},
+		{[]string{"inspect", "log"}, 1},
+		{[]string{"ls", "/"}, 1},
+		{[]string{"cat", "/README.txt"}, 1},
+		{[]string{"readlink", "/link"}, 1},
+		{[]string{"check"}, 2},
+		{[]string{"recover"}, 1},
+		{[]string{"recover", "--dry-run"}, 1},
+		{[]string{"label"}, 1},
+		{[]string{"label", "new"}, 1},
+		{[]string{"write", "--from", host}, 1},
+		{[]string{"convert", "-c", "pwrite 0 4k"}, 1},
+	}
+	for _, im := range imgs {
+		t.Run(im.name, func(t *testing.T) {
+			img := im.img(t)
+			before, err := os.ReadFile(img)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range cmds {
+				args := append([]string{c.args[0], img}, c.args[1:]...)
+				if c.args[0] == "write" || c.args[0] == "convert" {
+					// PATH comes right after IMAGE.
+					args = append([]string{c.args[0], img, "/README.txt"}, c.args[1:]...)
+				}
+				res := runCLI(t, args...)
+				lines := strings.Split(strings.TrimRight(res.err, "\n"), "\n")
+				if res.code != c.code || len(lines) != 1 || !strings.Contains(res.err, img) ||
+					strings.Contains(res.err, "goroutine") || strings.Contains(res.err, "panic") {
+					t.Errorf("xfsimg %s: exit %d, stderr %q; want exit %d and one line naming the image",
+						strings.Join(args, " "), res.code, res.err, c.code)
+				}
+				if after, err := os.ReadFile(img); err != nil || !bytes.Equal(after, before) {
+					t.Fatalf("xfsimg %s changed the image (%v)", strings.Join(args, " "), err)
+				}
+			}
+		})
+	}
 }

@@ -111,7 +111,7 @@ a log is left for the kernel: mount the file system.
 			start := time.Now()
 			rep, err := log.Recover(dev, log.RecoverOptions{DryRun: dryRun})
 			if err != nil {
-				return err
+				return fmt.Errorf("%s: %w", args[0], err)
 			}
 			// The kernel frees the COW staging extents a crash left
 			// once it recovered a dirty log: nothing owns them.
