@@ -35,12 +35,18 @@ func writeFile(t *testing.T, name string, data []byte) string {
 	return p
 }
 
-func TestBadInputs(t *testing.T) {
-	random := make([]byte, 1<<20)
-	r := rand.New(rand.NewPCG(7, 7))
-	for i := range random {
-		random[i] = byte(r.Uint32())
+// randomBytes is n seeded pseudo-random bytes: an image that is not XFS.
+func randomBytes(n int, seed uint64) []byte {
+	b := make([]byte, n)
+	r := rand.New(rand.NewPCG(seed, seed))
+	for i := range b {
+		b[i] = byte(r.Uint32())
 	}
+	return b
+}
+
+func TestBadInputs(t *testing.T) {
+	random := randomBytes(1<<20, 7)
 	cases := []struct {
 		name string
 		img  func(t *testing.T) string
@@ -171,11 +177,7 @@ func bnoRoot(t *testing.T, fixture string) string {
 // found), no panic, and not a byte of the image changed, by the commands
 // that write too.
 func TestBadImagesEveryCommand(t *testing.T) {
-	random := make([]byte, 1<<20)
-	r := rand.New(rand.NewPCG(9, 9))
-	for i := range random {
-		random[i] = byte(r.Uint32())
-	}
+	random := randomBytes(1<<20, 9)
 	imgs := []struct {
 		name string
 		img  func(t *testing.T) string
