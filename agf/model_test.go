@@ -8,6 +8,7 @@ import (
 
 	"github.com/xfsimg/xfsimg/agf"
 	"github.com/xfsimg/xfsimg/btree"
+	"github.com/xfsimg/xfsimg/internal/journaltest"
 	"github.com/xfsimg/xfsimg/log"
 	"github.com/xfsimg/xfsimg/ondisk"
 	"github.com/xfsimg/xfsimg/xfs"
@@ -31,14 +32,7 @@ func openStorage(t testing.TB, dev ondisk.Storage) *wfs {
 
 func openStorageOpts(t testing.TB, dev ondisk.Storage, opt log.Options) *wfs {
 	t.Helper()
-	f, err := xfs.New(dev)
-	if err != nil {
-		t.Fatal(err)
-	}
-	j, err := log.Open(dev, f.SB, f.Geo, opt)
-	if err != nil {
-		t.Fatal(err)
-	}
+	f, j := journaltest.OpenStorage(t, dev, opt)
 	return &wfs{t: t, dev: dev, j: j, sb: f.SB, g: f.Geo}
 }
 
@@ -49,28 +43,15 @@ func openImage(t testing.TB, img string) *wfs {
 
 func openImageOpts(t testing.TB, img string, opt log.Options) *wfs {
 	t.Helper()
-	dev, err := ondisk.Open(img, ondisk.OpenOptions{Write: true, NoWait: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := openStorageOpts(t, dev, opt)
-	w.img = img
-	t.Cleanup(func() { dev.Close() })
-	return w
+	dev, f, j := journaltest.Open(t, img, opt)
+	return &wfs{t: t, img: img, dev: dev, j: j, sb: f.SB, g: f.Geo}
 }
 
 // close ends the journal cleanly (and closes an image file) so that the
 // tools can look at the image.
 func (w *wfs) close() {
 	w.t.Helper()
-	if err := w.j.Close(); err != nil {
-		w.t.Fatal(err)
-	}
-	if d, ok := w.dev.(*ondisk.Device); ok {
-		if err := d.Close(); err != nil {
-			w.t.Fatal(err)
-		}
-	}
+	journaltest.Close(w.t, w.j, w.dev)
 }
 
 // reopen opens the image again after close.

@@ -13,6 +13,7 @@ import (
 	"github.com/xfsimg/xfsimg/agf"
 	"github.com/xfsimg/xfsimg/bmbt"
 	"github.com/xfsimg/xfsimg/images"
+	"github.com/xfsimg/xfsimg/internal/journaltest"
 	"github.com/xfsimg/xfsimg/log"
 	"github.com/xfsimg/xfsimg/ondisk"
 	"github.com/xfsimg/xfsimg/xfs"
@@ -245,14 +246,7 @@ func newHarness(t *testing.T, fixture string, ninodes int) *harness {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { dev.Close() })
-	fs, err := xfs.New(dev)
-	if err != nil {
-		t.Fatal(err)
-	}
-	j, err := log.Open(dev, fs.SB, fs.Geo, log.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	fs, j := journaltest.OpenStorage(t, dev, log.Options{})
 	fs.SetMetaReader(j)
 	h := &harness{t: t, img: img, dev: dev, fs: fs, j: j, al: newFakeAlloc(t, fs), files: map[uint64]*model{}, seqs: map[uint64]uint64{}}
 	m, err := images.Load(fixture)

@@ -15,11 +15,11 @@ import (
 
 	"github.com/xfsimg/xfsimg/agf"
 	"github.com/xfsimg/xfsimg/bmbt"
+	"github.com/xfsimg/xfsimg/internal/journaltest"
 	"github.com/xfsimg/xfsimg/internal/oracle"
 	"github.com/xfsimg/xfsimg/log"
 	"github.com/xfsimg/xfsimg/ondisk"
 	"github.com/xfsimg/xfsimg/refcount"
-	"github.com/xfsimg/xfsimg/xfs"
 )
 
 // wfs is an image opened for writing: the device and the journal on it.
@@ -34,31 +34,14 @@ type wfs struct {
 
 func openImage(t testing.TB, img string) *wfs {
 	t.Helper()
-	dev, err := ondisk.Open(img, ondisk.OpenOptions{Write: true, NoWait: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { dev.Close() })
-	f, err := xfs.New(dev)
-	if err != nil {
-		t.Fatal(err)
-	}
-	j, err := log.Open(dev, f.SB, f.Geo, log.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	dev, f, j := journaltest.Open(t, img, log.Options{})
 	return &wfs{t: t, img: img, dev: dev, j: j, sb: f.SB, g: f.Geo}
 }
 
 // close ends the journal cleanly so that the tools can look at the image.
 func (w *wfs) close() {
 	w.t.Helper()
-	if err := w.j.Close(); err != nil {
-		w.t.Fatal(err)
-	}
-	if err := w.dev.Close(); err != nil {
-		w.t.Fatal(err)
-	}
+	journaltest.Close(w.t, w.j, w.dev)
 }
 
 // txn is one transaction with its allocator and the refcount writers it
@@ -305,15 +288,8 @@ func recsString(recs []ondisk.RefcountRec) string {
 	return b.String()
 }
 
-// crash writes what was committed to the log and in place, and then
-// closes the device without an unmount record: the kernel's next mount
-// runs log recovery (and what follows it) as after a crash.
+// crash ends the session as a crash would (see journaltest.Crash).
 func (w *wfs) crash() {
 	w.t.Helper()
-	if err := w.j.Checkpoint(); err != nil {
-		w.t.Fatal(err)
-	}
-	if err := w.dev.Close(); err != nil {
-		w.t.Fatal(err)
-	}
+	journaltest.Crash(w.t, w.j, w.dev)
 }

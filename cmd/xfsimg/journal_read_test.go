@@ -3,6 +3,7 @@ package main
 import (
 	"testing"
 
+	"github.com/xfsimg/xfsimg/internal/journaltest"
 	"github.com/xfsimg/xfsimg/internal/oracle"
 	"github.com/xfsimg/xfsimg/log"
 	"github.com/xfsimg/xfsimg/ondisk"
@@ -16,19 +17,7 @@ var _ xfs.MetaReader = (*log.Tx)(nil)
 // are not on disk yet; over the device it does not.
 func TestReadPathOverJournal(t *testing.T) {
 	img := oracle.Mkfs(t, 512<<20)
-	dev, err := ondisk.Open(img, ondisk.OpenOptions{Write: true, NoWait: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dev.Close()
-	f, err := xfs.New(dev)
-	if err != nil {
-		t.Fatal(err)
-	}
-	j, err := log.Open(dev, f.SB, f.Geo, log.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	dev, f, j := journaltest.Open(t, img, log.Options{})
 	root := f.SB.RootIno
 	loc := f.Geo.LocateInode(root)
 	tx, err := j.Begin(log.Reservation{})
